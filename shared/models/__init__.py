@@ -1,0 +1,87 @@
+"""Every Scout table, defined once, grouped by the service that owns it.
+
+Importing this package registers all tables on ``SQLModel.metadata`` (what Alembic compares).
+"""
+
+from sqlmodel import SQLModel
+
+from .base import NAMING_CONVENTION, TableBase
+from .billing import (
+    SubscriptionPlan,
+    UsageReservation,
+    UserBilling,
+    UserSubscription,
+    UserUsage,
+    WebhookEvent,
+)
+from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
+from .enums import Service
+from .identity import LoggingConfiguration, SystemConfiguration, User, UserSystemData
+from .platform import BackgroundJob, DeadLetter, Event, InboxEntry
+from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult
+
+metadata = SQLModel.metadata
+
+SHARED = "shared"
+"""Owner of tables every service writes; their rows carry a ``service`` column."""
+
+# table -> owning service. Only the owner writes a table (enforced by tests and DB grants).
+OWNERSHIP: dict[str, str] = {
+    "users": Service.identity,
+    "user_system_data": Service.identity,
+    "system_configurations": Service.identity,
+    "logging_configurations": Service.identity,
+    "subscription_plans": Service.billing,
+    "user_subscriptions": Service.billing,
+    "user_billing": Service.billing,
+    "user_usage": Service.billing,
+    "usage_reservations": Service.billing,
+    "webhook_events": Service.billing,
+    "campaigns": Service.campaign,
+    "creator_profiles": Service.campaign,
+    "creator_lists": Service.campaign,
+    "list_items": Service.campaign,
+    "scraping_jobs": Service.scraping,
+    "scraping_results": Service.scraping,
+    "scraping_job_creators": Service.scraping,
+    "events": SHARED,
+    "inbox": SHARED,
+    "dead_letters": SHARED,
+    "background_jobs": SHARED,
+}
+
+
+def tables_owned_by(service: str) -> list[str]:
+    """Tables ``service`` may write: its own plus the shared, service-tagged ones."""
+    return sorted(t for t, owner in OWNERSHIP.items() if owner in (service, SHARED))
+
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "OWNERSHIP",
+    "SHARED",
+    "BackgroundJob",
+    "Campaign",
+    "CreatorList",
+    "CreatorProfile",
+    "DeadLetter",
+    "Event",
+    "InboxEntry",
+    "ListItem",
+    "LoggingConfiguration",
+    "ScrapingJob",
+    "ScrapingJobCreator",
+    "ScrapingResult",
+    "SubscriptionPlan",
+    "SystemConfiguration",
+    "TableBase",
+    "UsageReservation",
+    "User",
+    "UserBilling",
+    "UserSubscription",
+    "UserSystemData",
+    "UserUsage",
+    "WebhookEvent",
+    "metadata",
+    "tables_owned_by",
+]

@@ -1,0 +1,153 @@
+"""Tables owned by the scraping service."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, Relationship
+
+from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp
+from .campaign import Campaign
+from .enums import JobStatus, Platform, SearchType
+
+# Upper bound on creators in one stored batch: rows stay small however big a job grows.
+RESULT_BATCH_MAX = 250
+
+
+class ScrapingJob(TableBase, table=True):
+    __tablename__ = "scraping_jobs"
+    __table_args__ = (
+        one_of("status", JobStatus),
+        one_of("platform", Platform),
+        one_of("search_type", SearchType),
+        sa.CheckConstraint("target_results BETWEEN 1 AND 1000", name="target_results_range"),
+        sa.CheckConstraint("progress >= 0 AND progress <= 100", name="progress_range"),
+        sa.CheckConstraint(
+            "processed_results >= 0 AND processed_runs >= 0", name="counters_non_negative"
+        ),
+        sa.CheckConstraint(
+            "keywords IS NULL OR jsonb_typeof(keywords) = 'array'", name="keywords_is_array"
+        ),
+        sa.Index("ix_scraping_jobs_user_id_created_at", "user_id", "created_at"),
+        sa.Index("ix_scraping_jobs_user_id_status", "user_id", "status"),
+        sa.Index("ix_scraping_jobs_campaign_id_created_at", "campaign_id", "created_at"),
+        # keywords @> '["fitness"]' (containment only: jsonb_path_ops is smaller and faster).
+        sa.Index(
+            "ix_scraping_jobs_keywords_gin",
+            "keywords",
+            postgresql_using="gin",
+            postgresql_ops={"keywords": "jsonb_path_ops"},
+        ),
+        # search_params ? 'key' needs the default jsonb_ops operator class.
+        sa.Index("ix_scraping_jobs_search_params_gin", "search_params", postgresql_using="gin"),
+        # The sweeper's scan: only live jobs, by deadline.
+        sa.Index(
+            "ix_scraping_jobs_timeout_at_live",
+            "timeout_at",
+            postgresql_where=sa.text("status IN ('pending', 'processing')"),
+        ),
+    )
+
+    user_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="users.id", ondelete="CASCADE", nullable=False
+    )
+    campaign_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="campaigns.id", ondelete="CASCADE", nullable=False
+    )
+    run_id: str | None = Field(default=None, sa_type=sa.Text)
+    status: str = enum_column(JobStatus, default=JobStatus.pending)
+    platform: str = enum_column(Platform)
+    search_type: str = enum_column(SearchType, default=SearchType.keyword)
+    keywords: list[str] | None = Field(default=None, sa_type=JSONB)
+    region: str = Field(
+        default="US",
+        sa_type=sa.String(10),
+        nullable=False,
+        sa_column_kwargs={"server_default": "US"},
+    )
+    target_username: str | None = Field(default=None, sa_type=sa.Text)
+    search_params: dict[str, Any] = jsonb()
+    processed_runs: int = Field(
+        default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")}
+    )
+    processed_results: int = Field(
+        default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")}
+    )
+    target_results: int = Field(
+        default=1000, nullable=False, sa_column_kwargs={"server_default": sa.text("1000")}
+    )
+    cursor: int | None = Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
+    progress: Decimal = Field(
+        default=Decimal(0),
+        sa_type=sa.Numeric(5, 2),
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.text("0")},
+    )
+    reservation_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
+    started_at: datetime | None = tz_timestamp()
+    completed_at: datetime | None = tz_timestamp()
+    timeout_at: datetime | None = tz_timestamp()
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+    campaign: Campaign = Relationship(
+        back_populates="jobs", sa_relationship_kwargs={"lazy": "raise"}
+    )
+    results: list["ScrapingResult"] = Relationship(
+        back_populates="job", sa_relationship_kwargs={"lazy": "raise"}
+    )
+
+
+class ScrapingResult(TableBase, table=True):
+    """One stored batch of a job's creators (bounded), addressable by ordinal for O(page) reads.
+
+    The batch covers job-wide ordinals ``[first_ordinal, first_ordinal + creator_count)``.
+    """
+
+    __tablename__ = "scraping_results"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "batch_no"),
+        sa.UniqueConstraint("job_id", "first_ordinal"),
+        sa.CheckConstraint(
+            f"creator_count BETWEEN 1 AND {RESULT_BATCH_MAX}", name="creator_count_bounded"
+        ),
+        sa.CheckConstraint(
+            "jsonb_typeof(creators) = 'array' AND jsonb_array_length(creators) = creator_count",
+            name="creators_match_count",
+        ),
+        sa.CheckConstraint("first_ordinal >= 0 AND batch_no >= 0", name="ordinals_non_negative"),
+    )
+
+    job_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="scraping_jobs.id", ondelete="CASCADE", nullable=False
+    )
+    batch_no: int = Field(nullable=False)
+    first_ordinal: int = Field(nullable=False)
+    creator_count: int = Field(nullable=False)
+    creators: list[dict[str, Any]] = Field(sa_type=JSONB, nullable=False)
+
+    job: ScrapingJob = Relationship(
+        back_populates="results", sa_relationship_kwargs={"lazy": "raise"}
+    )
+
+
+class ScrapingJobCreator(TableBase, table=True):
+    """Per-job creator dedupe key: the unique constraint is the cross-worker dedupe."""
+
+    __tablename__ = "scraping_job_creators"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "platform", "creator_key"),
+        one_of("platform", Platform),
+        sa.CheckConstraint(
+            "creator_key = lower(btrim(creator_key)) AND creator_key <> ''",
+            name="creator_key_normalised",
+        ),
+    )
+
+    job_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="scraping_jobs.id", ondelete="CASCADE", nullable=False
+    )
+    platform: str = enum_column(Platform)
+    creator_key: str = Field(sa_type=sa.String(255), nullable=False)
