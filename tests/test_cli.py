@@ -1,0 +1,77 @@
+"""The ``scout`` CLI against real databases: migrate, db check, db inspect."""
+
+import json
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from shared import migrate
+from shared.cli.main import app
+from shared.db import libpq_url
+from shared.settings import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run(monkeypatch):
+    def invoke(url: str, *args: str):
+        monkeypatch.setenv("DATABASE_URL", url)
+        get_settings.cache_clear()
+        try:
+            return runner.invoke(app, list(args))
+        finally:
+            get_settings.cache_clear()
+
+    return invoke
+
+
+def test_migrate_check_and_db_check_pass_on_a_fresh_database(run, database_url):
+    assert run(database_url, "migrate", "check").exit_code == 0
+    result = run(database_url, "db", "check")
+    assert result.exit_code == 0, result.output
+    assert "all 21 tables present" in result.output
+
+
+def test_migrate_check_fails_when_models_and_database_differ(run, scratch_database):
+    url = scratch_database()
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("ALTER TABLE users DROP COLUMN industry")
+    result = run(url, "migrate", "check")
+    assert result.exit_code == 1
+    assert "industry" in result.output
+
+
+def test_migrate_check_fails_before_upgrade_and_upgrade_fixes_it(run, scratch_database):
+    url = scratch_database()
+    assert run(url, "migrate", "check").exit_code == 1
+    assert run(url, "db", "check").exit_code == 1
+    status = json.loads(run(url, "migrate", "status", "--json").output)
+    assert status["at_head"] is False and status["pending"]
+    assert run(url, "migrate", "upgrade").exit_code == 0
+    assert run(url, "migrate", "check").exit_code == 0
+    assert run(url, "migrate", "downgrade", "base").exit_code == 0
+    assert json.loads(run(url, "migrate", "status", "--json").output)["current"] == []
+
+
+def test_db_check_fails_clearly_when_the_server_does_not_answer(run):
+    result = run("postgresql://postgres@127.0.0.1:1/none", "db", "check")
+    assert result.exit_code == 1
+    assert "cannot connect" in result.output
+
+
+def test_db_inspect_reports_tables_owners_rows_and_indexes(run, database_url):
+    result = run(database_url, "db", "inspect", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    tables = {t["table"]: t for t in report["tables"]}
+    assert len(tables) == 21
+    assert tables["subscription_plans"]["rows"] == 6
+    assert tables["subscription_plans"]["owner"] == "billing"
+    assert tables["events"]["owner"] == "shared"
+    names = {i["index"] for i in report["indexes"]}
+    assert {"ix_scraping_jobs_keywords_gin", "uq_users_user_id"} <= names
+    human = run(database_url, "db", "inspect")
+    assert human.exit_code == 0 and "subscription_plans" in human.output
