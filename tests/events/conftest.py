@@ -1,0 +1,153 @@
+"""Fixtures for the event backbone: a NATS connection with the test's streams, a TCP proxy that
+can take NATS "down" and bring it back, and a counter row that handlers increment as their effect.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared.events.streams import connect, delete_streams, ensure_streams
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 10.0, interval: float = 0.05
+) -> None:
+    """Wait until ``check()`` is true; fail the test with a clear message after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    conn = await connect(nats_url, name="scout-tests")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def js(nc: NATS, nats_prefix: str) -> AsyncIterator[JetStreamContext]:
+    """JetStream with this test's streams provisioned; they are deleted afterwards."""
+    context = nc.jetstream()
+    await ensure_streams(context, nats_prefix)
+    yield context
+    await delete_streams(context, nats_prefix)
+
+
+class TcpProxy:
+    """Forwards a local port to NATS; ``stop()`` drops every connection and refuses new ones."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 4222)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+@pytest.fixture
+async def nats_proxy(nats_url: str) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(nats_url)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+class Counter:
+    """A ``system_configurations`` row used as a handler's observable effect."""
+
+    def __init__(self, engine: AsyncEngine, key: str) -> None:
+        self.engine, self.key = engine, key
+
+    async def create(self) -> "Counter":
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO system_configurations (category, key, value, value_type) "
+                    "VALUES ('test', :key, '0', 'number')"
+                ),
+                {"key": self.key},
+            )
+        return self
+
+    async def increment(self, session: AsyncSession) -> None:
+        await session.execute(
+            sa.text(
+                "UPDATE system_configurations SET value = (value::int + 1)::text "
+                "WHERE category = 'test' AND key = :key"
+            ),
+            {"key": self.key},
+        )
+
+    async def value(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(
+                await conn.scalar(
+                    sa.text(
+                        "SELECT value FROM system_configurations "
+                        "WHERE category = 'test' AND key = :key"
+                    ),
+                    {"key": self.key},
+                )
+            )
+
+
+@pytest.fixture
+async def counter(committed: AsyncEngine) -> Counter:
+    return await Counter(committed, "effects").create()
+
+
+@pytest.fixture
+async def background() -> AsyncIterator[Callable[[Awaitable], asyncio.Task]]:
+    """Start coroutines as tasks that are cancelled (and awaited) when the test ends."""
+    tasks: list[asyncio.Task] = []
+
+    def start(coro: Awaitable) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        tasks.append(task)
+        return task
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
