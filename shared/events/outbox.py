@@ -1,0 +1,73 @@
+"""``record_event``: write an event to the outbox in the caller's transaction (SPEC §4).
+
+The row and the state change commit or roll back together, so a committed change always has
+its event and a rolled-back one never does. The relay publishes the row after commit.
+"""
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from shared.context import current_causation_id, current_correlation_id
+from shared.models.enums import Service
+from shared.models.platform import Event
+
+from .catalogue import Payload, spec_for
+
+# Relays LISTEN here; the payload is the service whose outbox has new rows.
+NOTIFY_CHANNEL = "scout_outbox"
+
+events_table: sa.Table = Event.__table__  # type: ignore[assignment]
+
+
+class WrongProducer(ValueError):
+    """A service tried to record an event another service owns (ownership, SPEC §1)."""
+
+
+async def record_event(
+    session: AsyncSession | AsyncConnection,
+    *,
+    service: Service | str,
+    type: str,
+    aggregate_type: str,
+    aggregate_id: str | uuid.UUID,
+    data: Payload | dict[str, Any],
+    version: int = 1,
+    user_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> uuid.UUID:
+    """Validate ``data`` against the catalogue and insert the outbox row; never commits.
+
+    Correlation/causation ids default to the ones bound in :mod:`shared.context` (the request or
+    the event being handled); an event that starts a new chain is its own correlation id.
+    """
+    spec = spec_for(type, version)
+    if spec.producer != service:
+        raise WrongProducer(f"{spec.subject} is produced by {spec.producer}, not {service}")
+    payload = spec.validate(data)
+    event_id = uuid.uuid4()
+    correlation_id = correlation_id or current_correlation_id() or str(event_id)
+    causation_id = causation_id or current_causation_id()
+    await session.execute(
+        events_table.insert().values(
+            id=event_id,
+            service=str(service),
+            type=type,
+            version=version,
+            aggregate_type=aggregate_type,
+            aggregate_id=str(aggregate_id),
+            user_id=user_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            data=payload,
+        )
+    )
+    # Delivered to LISTENers only if and when this transaction commits (never on rollback), and
+    # Postgres folds identical notifications of one transaction into one: a cheap wake-up call.
+    await session.execute(
+        sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(service))),
+    )
+    return event_id

@@ -1,0 +1,248 @@
+"""The outbox relay: publishes a service's committed ``events`` rows to JetStream, in ``seq`` order.
+
+Delivery is at least once from here (Nats-Msg-Id = event id lets JetStream drop a re-publish
+inside its duplicate window) and exactly once in effect at the consumer (the inbox drops the rest).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import timedelta
+
+import psycopg
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.db import libpq_url
+
+from .catalogue import CATALOGUE
+from .envelope import envelope_json, event_subject, prefixed, stream_name
+from .outbox import NOTIFY_CHANNEL, events_table
+
+log = logging.getLogger(__name__)
+
+# First key of the per-service advisory lock (the second is hashtext(service)).
+_LOCK_NAMESPACE = 0x5C0_0B0C
+_PRUNE_CHUNK = 5000
+_t = events_table.c
+# Labelled as envelope_json's keyword arguments, so a claimed row serialises in one call.
+_ENVELOPE_COLUMNS = (
+    _t.id,
+    _t.type,
+    _t.version,
+    _t.service.label("source"),
+    _t.occurred_at,
+    _t.aggregate_type,
+    _t.aggregate_id,
+    _t.correlation_id,
+    _t.causation_id,
+    _t.data,
+)
+
+
+class PublishFailed(RuntimeError):
+    """Some rows of a batch were not acknowledged by JetStream; they stay unpublished."""
+
+
+class Relay:
+    """Publishes one service's outbox; run one per worker process, any number per service."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        js: JetStreamContext,
+        service: str,
+        *,
+        prefix: str = "",
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        ack_timeout: float = 5.0,
+        max_backoff: float = 30.0,
+        retention: timedelta = timedelta(days=30),
+        prune_every: float = 3600.0,
+        listen: bool = True,
+    ) -> None:
+        self.engine, self.js, self.service, self.prefix = engine, js, service, prefix
+        self.batch_size, self.poll_interval, self.ack_timeout = (
+            batch_size,
+            poll_interval,
+            ack_timeout,
+        )
+        self.max_backoff, self.retention, self.prune_every = max_backoff, retention, prune_every
+        self.listen = listen
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._subjects = {
+            subject: (prefixed(subject, prefix), stream_name(spec.stream, prefix))
+            for subject, spec in CATALOGUE.items()
+        }
+        self._claim = (
+            sa.select(*_ENVELOPE_COLUMNS)
+            .where(_t.service == service, _t.published_at.is_(None))
+            .order_by(_t.seq)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+
+    # one cycle --------------------------------------------------------------------------------
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and mark one batch in one transaction; returns how many were published."""
+        async with self.engine.connect() as conn, conn.begin():
+            # Relays of one service take turns (the others are hot standbys): this keeps the
+            # stream in seq order and stops two relays racing to publish the same rows. The row
+            # locks below would keep the claim safe even without it.
+            leader = await conn.scalar(
+                sa.select(
+                    sa.func.pg_try_advisory_xact_lock(
+                        _LOCK_NAMESPACE, sa.func.hashtext(self.service)
+                    )
+                )
+            )
+            if not leader:
+                return 0
+            rows = (await conn.execute(self._claim)).all()
+            if not rows:
+                return 0
+            acked, error = await self._publish(rows)
+            await self._mark(conn, rows, acked, error)
+            # A crash from here to commit leaves published rows unmarked: the next relay
+            # re-publishes them with the same Nats-Msg-Id and JetStream drops the duplicates.
+            await self.before_commit(acked)
+        if error:
+            raise PublishFailed(error)
+        return acked
+
+    async def before_commit(self, published: int) -> None:
+        """Extension point between publish and commit (metrics; crash injection in tests)."""
+
+    async def _publish(self, rows: list[Row]) -> tuple[int, str | None]:
+        """Publish all rows without waiting, then await the acks: (acked prefix length, error)."""
+        futures: list[asyncio.Future] = []
+        error: str | None = None
+        try:
+            for row in rows:
+                base = event_subject(row.type, row.version)
+                subject, stream = self._subjects.get(base, (prefixed(base, self.prefix), None))
+                body = envelope_json(**row._mapping)
+                futures.append(
+                    await self.js.publish_async(
+                        subject, body, headers={"Nats-Msg-Id": str(row.id)}, stream=stream
+                    )
+                )
+        except Exception as exc:  # connection closed, outbound buffer full …
+            error = f"publish: {exc!r}"
+        if futures:
+            await asyncio.wait(futures, timeout=self.ack_timeout)
+        acked = 0
+        for future in futures:
+            if not future.done():
+                future.cancel()
+                error = error or f"no ack within {self.ack_timeout}s"
+            elif future.cancelled() or future.exception() is not None:
+                error = error or f"ack: {future.exception()!r}"
+            elif error is None:
+                acked += 1
+        # Only the acknowledged prefix is marked: a later row is never published "before" an
+        # earlier one that failed (it is re-sent after it; JetStream drops it if it got there).
+        return acked, error
+
+    async def _mark(
+        self, conn: AsyncConnection, rows: list[Row], acked: int, error: str | None
+    ) -> None:
+        ids = [row.id for row in rows]
+        if acked:
+            await conn.execute(
+                events_table.update()
+                .where(_t.id.in_(ids[:acked]))
+                .values(published_at=sa.func.now(), publish_attempts=_t.publish_attempts + 1)
+            )
+        if error and acked < len(ids):
+            await conn.execute(
+                events_table.update()
+                .where(_t.id.in_(ids[acked:]))
+                .values(publish_attempts=_t.publish_attempts + 1, last_error=error[:2000])
+            )
+
+    async def drain(self) -> int:
+        """Publish until the outbox of this service is empty (or another relay holds it)."""
+        total = 0
+        while n := await self.publish_batch():
+            total += n
+        return total
+
+    async def prune(self) -> int:
+        """Delete this service's rows published longer ago than ``retention``, in small chunks."""
+        cutoff = sa.func.now() - self.retention
+        victims = (
+            sa.select(_t.id)
+            .where(_t.service == self.service, _t.published_at < cutoff)
+            .limit(_PRUNE_CHUNK)
+            .with_for_update(skip_locked=True)  # two relays pruning never wait on each other
+        )
+        total = 0
+        while True:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(events_table.delete().where(_t.id.in_(victims)))
+            total += result.rowcount
+            if result.rowcount < _PRUNE_CHUNK:
+                return total
+
+    # the loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Publish until :meth:`stop`: woken by NOTIFY, polling as a fallback, backing off on errors."""
+        listener = asyncio.create_task(self._listen()) if self.listen else None
+        failures = 0
+        next_prune = time.monotonic() + self.prune_every
+        try:
+            while not self._stopping.is_set():
+                # Cleared before the claim, so a NOTIFY arriving during the batch is not lost.
+                self._wake.clear()
+                try:
+                    published = await self.publish_batch()
+                    failures = 0
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + self.prune_every
+                        await self.prune()
+                except Exception as exc:  # NATS or Postgres down: rows stay, we retry
+                    failures += 1
+                    delay = min(self.max_backoff, 0.05 * 2**failures)
+                    log.warning(
+                        "events.relay.retry",
+                        extra={"service": self.service, "error": repr(exc), "delay_s": delay},
+                    )
+                    await self._sleep(delay, wakeable=False)
+                    continue
+                if not published:
+                    await self._sleep(self.poll_interval, wakeable=True)
+        finally:
+            if listener:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def _sleep(self, seconds: float, *, wakeable: bool) -> None:
+        waiter = self._wake if wakeable else self._stopping
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), timeout=seconds)
+
+    async def _listen(self) -> None:
+        dsn = libpq_url(self.engine.url.render_as_string(hide_password=False))
+        while not self._stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # rows committed while nobody listened
+                    async for note in conn.notifies():
+                        if note.payload == self.service:
+                            self._wake.set()
+            except Exception as exc:  # polling covers the gap until LISTEN is back
+                log.warning("events.relay.listen_failed", extra={"error": repr(exc)})
+                await self._sleep(1.0, wakeable=False)

@@ -1,0 +1,235 @@
+"""Outbox and relay against real Postgres and NATS: committed → published once, nothing lost."""
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared.context import bound
+from shared.db import session_factory, transaction
+from shared.events.catalogue import UnknownEvent
+from shared.events.envelope import Envelope, stream_name
+from shared.events.outbox import WrongProducer, record_event
+from shared.events.relay import PublishFailed, Relay
+from shared.events.streams import connect
+
+from .conftest import TcpProxy, eventually
+
+
+async def record_config_changes(engine: AsyncEngine, n: int, *, key: str = "k") -> list[uuid.UUID]:
+    """Commit ``n`` identity events (platform.config.changed) in one transaction."""
+    async with transaction(session_factory(engine)) as session:
+        return [
+            await record_event(
+                session,
+                service="identity",
+                type="platform.config.changed",
+                aggregate_type="config",
+                aggregate_id=f"test/{key}{i}",
+                data={
+                    "category": "test",
+                    "key": f"{key}{i}",
+                    "value": str(i),
+                    "value_type": "number",
+                },
+            )
+            for i in range(n)
+        ]
+
+
+async def stream_messages(js: JetStreamContext, prefix: str) -> int:
+    return (await js.stream_info(stream_name("IDENTITY", prefix))).state.messages
+
+
+async def unpublished(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.text("SELECT count(*) FROM events WHERE published_at IS NULL"))
+
+
+async def test_record_event_validates_against_the_catalogue_and_ownership(session: AsyncSession):
+    config = {"category": "c", "key": "k", "value": "1", "value_type": "number"}
+    with pytest.raises(UnknownEvent):
+        await record_event(
+            session, service="identity", type="identity.user.exploded",
+            aggregate_type="user", aggregate_id="x", data={},
+        )  # fmt: skip
+    with pytest.raises(WrongProducer):
+        await record_event(
+            session, service="billing", type="platform.config.changed",
+            aggregate_type="config", aggregate_id="c/k", data=config,
+        )  # fmt: skip
+    with bound("corr-1", "cause-1"):
+        event_id = await record_event(
+            session, service="identity", type="platform.config.changed",
+            aggregate_type="config", aggregate_id="c/k", data=config,
+        )  # fmt: skip
+    row = (
+        await session.execute(
+            sa.text("SELECT correlation_id, causation_id, published_at FROM events WHERE id = :id"),
+            {"id": event_id},
+        )
+    ).one()
+    assert tuple(row) == ("corr-1", "cause-1", None)
+
+
+async def test_a_committed_change_is_published_exactly_once_and_a_rolled_back_one_never(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
+):
+    [event_id] = await record_config_changes(committed, 1)
+    with pytest.raises(RuntimeError):
+        async with transaction(session_factory(committed)) as session:
+            await record_event(
+                session, service="identity", type="platform.config.changed",
+                aggregate_type="config", aggregate_id="test/rolled-back",
+                data={"category": "test", "key": "gone", "value": "x", "value_type": "string"},
+            )  # fmt: skip
+            raise RuntimeError("the business transaction fails")
+
+    relay = Relay(committed, js, "identity", prefix=nats_prefix)
+    assert await relay.drain() == 1
+    assert await relay.drain() == 0
+    assert await stream_messages(js, nats_prefix) == 1
+    msg = await js.get_msg(stream_name("IDENTITY", nats_prefix), 1)
+    envelope = Envelope.from_json(msg.data)
+    assert envelope.id == event_id and msg.headers["Nats-Msg-Id"] == str(event_id)
+    assert msg.subject == f"{nats_prefix}.platform.config.changed.v1"
+    assert envelope.correlation_id == str(event_id)  # a new chain starts at its first event
+    assert await unpublished(committed) == 0
+
+
+async def test_other_services_rows_are_not_published_by_this_relay(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
+):
+    await record_config_changes(committed, 2)
+    assert await Relay(committed, js, "billing", prefix=nats_prefix).drain() == 0
+    assert await unpublished(committed) == 2
+
+
+class KilledBeforeCommit(Relay):
+    async def before_commit(self, published: int) -> None:
+        raise RuntimeError("relay process killed between publish and commit")
+
+
+async def test_relay_killed_between_publish_and_commit_republishes_without_duplicates(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
+):
+    await record_config_changes(committed, 5)
+    with pytest.raises(RuntimeError, match="killed"):
+        await KilledBeforeCommit(committed, js, "identity", prefix=nats_prefix).publish_batch()
+    assert await stream_messages(js, nats_prefix) == 5
+    assert await unpublished(committed) == 5  # the marks were rolled back with the crash
+
+    assert await Relay(committed, js, "identity", prefix=nats_prefix).drain() == 5
+    assert await stream_messages(js, nats_prefix) == 5  # Nats-Msg-Id dedupe dropped the re-sends
+    assert await unpublished(committed) == 0
+
+
+async def test_nats_down_while_events_are_written_loses_nothing(
+    committed: AsyncEngine, nats_proxy: TcpProxy, js: JetStreamContext, nats_prefix: str, background
+):
+    proxied = await connect(nats_proxy.url, name="relay-behind-proxy")
+    relay = Relay(
+        committed, proxied.jetstream(), "identity", prefix=nats_prefix,
+        poll_interval=0.1, ack_timeout=0.5, max_backoff=0.3,
+    )  # fmt: skip
+    try:
+        run = background(relay.run())
+        await nats_proxy.stop()  # NATS "stops"
+        await record_config_changes(committed, 20)
+        await asyncio.sleep(1.5)
+        assert await unpublished(committed) == 20
+        async with committed.connect() as conn:
+            attempts = await conn.scalar(sa.text("SELECT max(publish_attempts) FROM events"))
+            error = await conn.scalar(sa.text("SELECT max(last_error) FROM events"))
+        assert attempts >= 1 and error
+
+        await nats_proxy.start()  # NATS is back: the client reconnects, the relay catches up
+
+        async def all_delivered() -> bool:
+            return await unpublished(committed) == 0
+
+        await eventually(all_delivered, within=15)
+        assert await stream_messages(js, nats_prefix) == 20
+        relay.stop()
+        await run
+    finally:
+        await proxied.close()
+
+
+async def test_two_relays_at_once_publish_every_event_exactly_once_and_in_order(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
+):
+    ids = await record_config_changes(committed, 300)
+    relays = [
+        Relay(committed, js, "identity", prefix=nats_prefix, batch_size=25, poll_interval=0.05)
+        for _ in range(2)
+    ]
+    for relay in relays:
+        background(relay.run())
+
+    async def drained() -> bool:
+        return await unpublished(committed) == 0
+
+    await eventually(drained)
+    for relay in relays:
+        relay.stop()
+    stream = stream_name("IDENTITY", nats_prefix)
+    assert await stream_messages(js, nats_prefix) == 300
+    published = [
+        Envelope.from_json((await js.get_msg(stream, seq)).data).id for seq in (1, 150, 300)
+    ]
+    assert published == [ids[0], ids[149], ids[299]]
+
+
+async def test_notify_wakes_the_relay_long_before_its_polling_interval(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
+):
+    relay = Relay(committed, js, "identity", prefix=nats_prefix, poll_interval=30)
+    background(relay.run())
+    await asyncio.sleep(0.3)  # the relay has polled once and now sleeps for 30 s
+    await record_config_changes(committed, 1)
+
+    async def published() -> bool:
+        return await unpublished(committed) == 0
+
+    await eventually(published, within=3)
+    relay.stop()
+
+
+async def test_unacknowledged_batches_stay_unpublished_and_are_counted(
+    committed: AsyncEngine, nc, nats_prefix: str
+):
+    # No streams exist under this prefix: JetStream never acks, like a server that lost them.
+    await record_config_changes(committed, 3)
+    relay = Relay(committed, nc.jetstream(), "identity", prefix=nats_prefix, ack_timeout=0.5)
+    with pytest.raises(PublishFailed):
+        await relay.publish_batch()
+    async with committed.connect() as conn:
+        rows = (
+            await conn.execute(sa.text("SELECT publish_attempts, last_error FROM events"))
+        ).all()
+    assert len(rows) == 3 and all(attempts == 1 and error for attempts, error in rows)
+    assert await unpublished(committed) == 3
+
+
+async def test_prune_deletes_only_old_published_rows(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
+):
+    old, recent, pending = await record_config_changes(committed, 3)
+    async with committed.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE events SET published_at = now() - interval '40 days' WHERE id = :id"),
+            {"id": old},
+        )
+        await conn.execute(
+            sa.text("UPDATE events SET published_at = now() WHERE id = :id"), {"id": recent}
+        )
+    relay = Relay(committed, js, "identity", prefix=nats_prefix, retention=timedelta(days=30))
+    assert await relay.prune() == 1
+    async with committed.connect() as conn:
+        left = set(await conn.scalars(sa.text("SELECT id FROM events")))
+    assert left == {recent, pending}
