@@ -1,0 +1,128 @@
+"""Request/reply for synchronous questions between services (``billing.usage.reserve`` …).
+
+Core NATS, not JetStream: an unanswered question must fail fast (503, fail closed), not wait in
+a stream. Subjects honour the prefix; catalogued subjects (``catalogue.RPC``) are typed both ways.
+Wire format: request ``{"data": …}``; reply ``{"data": …}`` or ``{"error": {code, detail, status}}``.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats.errors
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel, ValidationError
+
+from shared.context import bound, current_correlation_id
+from shared.errors import DependencyUnavailable, ScoutError
+
+from .catalogue import RPC
+from .envelope import prefixed
+
+log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "Scout-Correlation-Id"
+RpcHandler = Callable[[Any], Awaitable[BaseModel | dict[str, Any]]]
+
+__all__ = ["DependencyUnavailable", "RemoteError", "request", "serve"]
+
+
+class RemoteError(ScoutError):
+    """The serving service answered with an error; keeps its status and code (e.g. a limit)."""
+
+    def __init__(self, detail: str, *, code: str, status_code: int) -> None:
+        super().__init__(detail, code=code)
+        self.status_code = status_code
+
+
+async def request(
+    nc: NATS,
+    subject: str,
+    payload: BaseModel | dict[str, Any],
+    *,
+    prefix: str = "",
+    timeout: float = 2.0,  # noqa: ASYNC109 — handed to nc.request, as in nats-py's own API
+) -> Any:
+    """Ask ``subject`` and return the reply (the catalogue's reply model when it has one).
+
+    Raises :class:`DependencyUnavailable` when nobody serves the subject or it does not answer
+    within ``timeout``, and :class:`RemoteError` when the server answers with an error.
+    """
+    spec = RPC.get(subject)
+    if spec is not None and not isinstance(payload, spec.request):
+        payload = spec.request.model_validate(payload)
+    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    correlation_id = current_correlation_id()
+    headers = {CORRELATION_HEADER: correlation_id} if correlation_id else None
+    try:
+        msg = await nc.request(
+            prefixed(subject, prefix),
+            orjson.dumps({"data": data}),
+            timeout=timeout,
+            headers=headers,
+        )
+    except nats.errors.NoRespondersError:
+        raise DependencyUnavailable(f"no service answers {subject}") from None
+    except TimeoutError:
+        raise DependencyUnavailable(f"{subject} did not answer within {timeout:g}s") from None
+    except nats.errors.Error as exc:  # connection closed or draining
+        raise DependencyUnavailable(f"cannot ask {subject}: {exc}") from None
+    reply = orjson.loads(msg.data)
+    if error := reply.get("error"):
+        raise RemoteError(error["detail"], code=error["code"], status_code=error["status"])
+    return spec.reply.model_validate(reply["data"]) if spec else reply["data"]
+
+
+async def serve(
+    nc: NATS,
+    subject: str,
+    handler: RpcHandler,
+    *,
+    prefix: str = "",
+    queue: str | None = None,
+    max_concurrency: int = 64,
+) -> Subscription:
+    """Answer ``subject`` with ``handler`` in a queue group, so every worker shares the load."""
+    spec = RPC.get(subject)
+    limit = asyncio.Semaphore(max_concurrency)
+    running: set[asyncio.Task] = set()
+
+    async def answer(msg: Msg) -> None:
+        async with limit:
+            try:
+                data = orjson.loads(msg.data)["data"]
+                if spec is not None:
+                    data = spec.request.model_validate(data)
+                with bound((msg.headers or {}).get(CORRELATION_HEADER)):
+                    result = await handler(data)
+                if isinstance(result, BaseModel):
+                    result = result.model_dump(mode="json")
+                reply: dict[str, Any] = {"data": result}
+            except ScoutError as exc:
+                reply = _error(exc.code, exc.detail, exc.status_code)
+            except (ValidationError, orjson.JSONDecodeError, KeyError) as exc:
+                reply = _error("validation_error", f"bad {subject} request: {exc}", 422)
+            except Exception:
+                log.exception("rpc.handler_failed", extra={"subject": subject})
+                reply = _error("internal_error", f"{subject} failed", 500)
+            try:
+                await msg.respond(orjson.dumps(reply))
+            except nats.errors.Error as exc:  # the asker is gone; it already timed out
+                log.warning("rpc.reply_failed", extra={"subject": subject, "error": repr(exc)})
+
+    async def on_request(msg: Msg) -> None:
+        # nats-py runs a subscription's callbacks one at a time: hand each to its own task.
+        task = asyncio.create_task(answer(msg))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    full = prefixed(subject, prefix)
+    return await nc.subscribe(full, queue=queue or full, cb=on_request)
+
+
+def _error(code: str, detail: str, status: int) -> dict[str, Any]:
+    return {"error": {"code": code, "detail": detail, "status": status}}
