@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 inbox: sa.Table = InboxEntry.__table__  # type: ignore[assignment]
+# Built once: it runs for every message.
+_CLAIM_INBOX = (
+    pg_insert(inbox)
+    .values({c: sa.bindparam(c) for c in ("id", "service", "consumer", "event_id", "subject")})
+    .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    .returning(inbox.c.id)
+)
 
 
 class TransientError(Exception):
@@ -204,16 +211,14 @@ class Consumer:
             # re-publish, a replay). The second INSERT waits on the unique index until the
             # first commits — then it inserts nothing and we skip — or rolls back, then we apply.
             claimed = await session.execute(
-                pg_insert(inbox)
-                .values(
-                    id=uuid.uuid4(),
-                    service=self.service,
-                    consumer=self.durable,
-                    event_id=str(envelope.id),
-                    subject=envelope.subject,
-                )
-                .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-                .returning(inbox.c.id)
+                _CLAIM_INBOX,
+                {
+                    "id": uuid.uuid4(),
+                    "service": self.service,
+                    "consumer": self.durable,
+                    "event_id": str(envelope.id),
+                    "subject": envelope.subject,
+                },
             )
             if claimed.first() is None:
                 return False

@@ -11,7 +11,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -104,13 +103,16 @@ async def connect(url: str, *, name: str) -> NATS:
     async def on_error(exc: Exception) -> None:
         log.warning("nats.error", extra={"error": repr(exc)})
 
+    nc = NATS()
+
     async def on_disconnect() -> None:
-        log.warning("nats.disconnected")
+        if not (nc.is_closed or nc.is_draining):  # a close we asked for is not news
+            log.warning("nats.disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats.reconnected")
 
-    return await nats.connect(
+    await nc.connect(
         servers=[url],
         name=name,
         max_reconnect_attempts=-1,
@@ -120,3 +122,4 @@ async def connect(url: str, *, name: str) -> NATS:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
     )
+    return nc
