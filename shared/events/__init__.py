@@ -1,0 +1,7 @@
+"""The event backbone (SPEC §4): outbox → relay → NATS JetStream → inbox consumers.
+
+``envelope`` (naming, the envelope), ``catalogue`` (subjects and payloads), ``streams``
+(provisioning, connections), ``outbox`` (``record_event``), ``relay``, ``consumer``,
+``dead_letters``, ``rpc`` (request/reply). A service worker runs, after ``ensure_streams``:
+one ``Relay`` for its outbox, its ``Consumer``s, and ``shared.scheduler.JobRunner``.
+"""

@@ -111,7 +111,7 @@ class Consumer:
         self._stopping = asyncio.Event()
 
     async def ensure(self) -> None:
-        """Create the durable (idempotent: every worker process calls this at start)."""
+        """Create or update the durable (idempotent: every worker process calls it at start)."""
         config = ConsumerConfig(
             name=self.durable,
             durable_name=self.durable,
@@ -126,7 +126,7 @@ class Consumer:
         )
         try:
             await self.js.add_consumer(self.stream, config)
-        except BadRequestError as exc:  # exists with another config: keep it, say so
+        except BadRequestError as exc:  # a change the server will not apply in place: say so
             log.warning(
                 "events.consumer.config_differs", extra={"durable": self.durable, "error": str(exc)}
             )

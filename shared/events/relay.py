@@ -60,7 +60,7 @@ class Relay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         ack_timeout: float = 5.0,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
         retention: timedelta = timedelta(days=30),
         prune_every: float = 3600.0,
         listen: bool = True,

@@ -67,17 +67,21 @@ async def test_a_failing_job_backs_off_retries_and_finally_fails(committed: Asyn
         raise ValueError("always")
 
     runner = JobRunner(
-        committed, "billing", {"flaky": flaky, "broken": broken}, retry_base=timedelta(seconds=0.2)
+        committed, "billing", {"flaky": flaky, "broken": broken}, retry_base=timedelta(seconds=0.5)
     )
     assert await runner.run_once() == 2
     [flaky_row] = await rows(committed, f"id = '{flaky_id}'")
     async with committed.connect() as conn:
-        wait = await conn.scalar(sa.text("SELECT :t - now()"), {"t": flaky_row.scheduled_for})
+        # updated_at is the failing transaction's now(): the backoff is exactly retry_base.
+        backoff = await conn.scalar(
+            sa.text("SELECT scheduled_for - updated_at FROM background_jobs WHERE id = :id"),
+            {"id": flaky_id},
+        )
     assert flaky_row.status == "pending" and flaky_row.retry_count == 1
-    assert timedelta(seconds=0.1) < wait <= timedelta(seconds=0.2)  # backed off, not retried hot
+    assert backoff == timedelta(seconds=0.5)  # backed off, not retried hot
     assert await runner.run_once() == 0  # nothing is due during the backoff
 
-    for _ in range(40):
+    for _ in range(100):
         await runner.run_once()
         await asyncio.sleep(0.05)
         if attempts["flaky"] == 3 and attempts["broken"] == 2:
