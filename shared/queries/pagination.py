@@ -1,0 +1,90 @@
+"""Page listings (``{items, total, page, page_size}``) over any select, newest first by default.
+
+Total and items come from ONE statement: the page query carries ``count(*) OVER ()``, which
+Postgres computes over the filtered rows before LIMIT/OFFSET. That costs what a separate
+``count(*)`` would (the whole filtered set is counted either way) but saves a round trip and
+reads both numbers from one snapshot. A page past the end has no row to carry the total, so only
+then is a second ``count(*)`` issued.
+
+Collections must be loaded with ``selectinload`` (not ``joinedload``): a join would multiply the
+rows that LIMIT and the window count see.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import ScoutError
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+
+
+class InvalidPage(ScoutError, ValueError):
+    """``page`` < 1 or ``page_size`` outside 1..MAX_PAGE_SIZE (answered like a 422 validation)."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return -(-self.total // self.page_size)
+
+
+def validate_page(page: int, page_size: int) -> None:
+    """Raise InvalidPage unless ``page >= 1`` and ``1 <= page_size <= MAX_PAGE_SIZE``."""
+    if not isinstance(page, int) or page < 1:
+        raise InvalidPage(f"page must be an integer >= 1, got {page!r}.")
+    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidPage(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size!r}.")
+
+
+def newest_first(entity: Any) -> tuple[sa.ColumnElement, ...]:
+    """``created_at DESC, id DESC``: newest first, with the id breaking ties so pages are stable."""
+    return (entity.created_at.desc(), entity.id.desc())
+
+
+async def paginate(
+    session: AsyncSession,
+    select_stmt: sa.Select,
+    *,
+    page: int,
+    page_size: int,
+    order_by: sa.ColumnElement | Sequence[sa.ColumnElement],
+) -> Page[Any]:
+    """One page of ``select_stmt`` with the total row count.
+
+    Items are the selected entity (or scalar) when one thing is selected, else tuples.
+    """
+    validate_page(page, page_size)
+    ordering = [order_by] if isinstance(order_by, sa.ColumnElement) else list(order_by)
+    width = len(select_stmt.column_descriptions)  # entities count once, not per column
+    stmt = (
+        select_stmt.add_columns(sa.func.count().over().label("_page_total"))
+        .order_by(None)
+        .order_by(*ordering)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    rows = (await session.execute(stmt)).all()
+    if rows:
+        total = rows[0][-1]
+    elif page == 1:
+        total = 0
+    else:
+        count = sa.select(sa.func.count()).select_from(select_stmt.order_by(None).subquery())
+        total = (await session.execute(count)).scalar_one()
+    items = [row[0] for row in rows] if width == 1 else [tuple(row[:-1]) for row in rows]
+    return Page(items=items, total=total, page=page, page_size=page_size)
