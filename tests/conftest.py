@@ -2,7 +2,7 @@
 
 Where they come from: ``DATABASE_URL``/``NATS_URL`` when set, else servers on the default local
 ports, else testcontainers when a Docker engine answers, else the run fails with a message that
-lists every attempt (``shared.infra``). Each run gets a fresh database; each test is isolated by
+lists every attempt (``tooling.infra``). Each run gets a fresh database; each test is isolated by
 rolling back its transaction, or, for tests marked ``committed``, by truncating afterwards.
 """
 
@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared import migrate
 from shared.db import libpq_url, make_engine
 from shared.events.streams import connect, delete_streams
-from shared.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
 from shared.models import metadata
 from shared.settings import Settings
+from tooling import migrate
+from tooling.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
 
 from .support.keys import KeyPair
 

@@ -28,7 +28,6 @@ from services.scraping.creators import Creator
 from services.scraping.providers import SearchPage
 from services.scraping.repository import JobRepository
 from services.scraping.service import JobService
-from shared import migrate
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
 from shared.models.scraping import RESULT_BATCH_MAX
@@ -36,6 +35,7 @@ from shared.queries.campaigns import list_campaigns
 from shared.queries.results import job_results_page
 from shared.queries.sessions import read_session_factory
 from shared.settings import DEFAULT_DATABASE_URL
+from tooling import migrate
 
 from .bench_events import create_database, drop_database
 

@@ -7,10 +7,10 @@ import sqlalchemy as sa
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.cli.output import console, err_console, print_json, print_table
 from shared.db import make_engine
 from shared.models import User
 from shared.settings import get_settings
+from tooling.cli.output import console, err_console, print_json, print_table
 
 app = typer.Typer(help="Inspect and create users.", no_args_is_help=True)
 

@@ -1,4 +1,6 @@
-"""Tables every service writes, each row tagged with the service it belongs to."""
+"""Messaging tables every service writes, each row tagged with the service (or webhook source)
+it belongs to: the outbox (``events``), inboxes, dead letters, background jobs, inbound webhook
+events and rate limits."""
 
 import uuid
 from datetime import datetime
@@ -9,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
 from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp
-from .enums import BackgroundJobStatus, DeadLetterStatus, Service
+from .enums import BackgroundJobStatus, DeadLetterStatus, Service, WebhookSource, WebhookStatus
 
 
 def _service():
@@ -180,3 +182,32 @@ class RateLimit(TableBase, table=True):
 
     key: str = Field(sa_type=sa.String(200), nullable=False, unique=True)
     tat: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class WebhookEvent(TableBase, table=True):
+    """Inbound webhooks (identity: Clerk, billing: Stripe): idempotency by ``(source, event_id)``,
+    with a lease so a crashed attempt is retried. Rows are tagged by ``source``, not ``service``."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "event_id"),
+        one_of("source", WebhookSource),
+        one_of("status", WebhookStatus),
+        sa.Index("ix_webhook_events_status_created_at", "status", "created_at"),
+    )
+
+    event_id: str = Field(sa_type=sa.Text, nullable=False)
+    source: str = enum_column(WebhookSource)
+    event_type: str = Field(sa_type=sa.String(100), nullable=False)
+    status: str = enum_column(WebhookStatus, default=WebhookStatus.processing)
+    event_timestamp: datetime | None = tz_timestamp()
+    processed_at: datetime | None = tz_timestamp()
+    locked_until: datetime | None = tz_timestamp()
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    retry_count: int = Field(
+        default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")}
+    )
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    metadata_: dict[str, Any] | None = Field(
+        default=None, sa_type=JSONB, sa_column_kwargs={"name": "metadata"}
+    )

@@ -1,4 +1,4 @@
-"""``scout db roles``: print or apply the per-service Postgres roles and grants (shared.roles)."""
+"""``scout db roles``: print or apply the per-service Postgres roles and grants (tooling.roles)."""
 
 import os
 from typing import Annotated
@@ -6,10 +6,10 @@ from typing import Annotated
 import psycopg
 import typer
 
-from shared.cli.output import console
 from shared.db import libpq_url
-from shared.roles import SERVICES, roles_sql
 from shared.settings import get_settings
+from tooling.cli.output import console
+from tooling.roles import SERVICES, roles_sql
 
 
 def roles(

@@ -24,7 +24,7 @@ PG_SYSTEM_USER = "embedded_postgres"
 
 def _die_with_parent() -> None:
     """Linux: stop the server if whoever started it dies (even by SIGKILL): no orphans."""
-    from shared.supervisor import _die_with_parent as die
+    from tooling.supervisor import _die_with_parent as die
 
     die()
 
@@ -226,7 +226,7 @@ def start_postgres(
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def answers() -> bool:
-        from shared.infra import postgres_answers
+        from tooling.infra import postgres_answers
 
         return _tcp_answers(port) and postgres_answers(url, timeout=1) is None
 

@@ -2,9 +2,9 @@
 
 import typer
 
-from shared import migrate
-from shared.cli.output import console, err_console, print_json
 from shared.settings import get_settings
+from tooling import migrate
+from tooling.cli.output import console, err_console, print_json
 
 app = typer.Typer(help="Run and check database migrations.", no_args_is_help=True)
 

@@ -10,12 +10,12 @@ import typer
 from nats.js.api import DeliverPolicy
 from rich.text import Text
 
-from shared.cli.output import console, err_console, print_json, print_table
 from shared.db import make_engine
 from shared.events.dead_letters import list_dead_letters, replay_dead_letter, replay_dead_letters
 from shared.events.envelope import prefixed, stream_name, unprefixed
 from shared.events.streams import STREAMS, connect
 from shared.settings import get_settings
+from tooling.cli.output import console, err_console, print_json, print_table
 
 app = typer.Typer(help="Watch live events and manage dead letters.", no_args_is_help=True)
 

@@ -16,15 +16,15 @@ from typing import Annotated
 import httpx
 import typer
 
-from shared import migrate
 from shared.auth import data_dir, ensure_dev_key_pair
-from shared.cli.output import console, err_console
-from shared.embedded import port_is_free
 from shared.events.streams import connect, ensure_streams
-from shared.infra import InfrastructureUnavailable, Resolved, resolve_nats, resolve_postgres
 from shared.settings import Settings
-from shared.supervisor import Supervisor
 from shared.worker import SERVICES
+from tooling import migrate
+from tooling.cli.output import console, err_console
+from tooling.embedded import port_is_free
+from tooling.infra import InfrastructureUnavailable, Resolved, resolve_nats, resolve_postgres
+from tooling.supervisor import Supervisor
 
 OWNS = {
     "identity": "users, onboarding, Clerk webhooks, admin, runtime config",
@@ -39,7 +39,7 @@ def _worker_metrics_port(service: str, api_port: int) -> int:
     given = os.environ.get(f"{service.upper()}_WORKER_METRICS_PORT")
     if given:
         return int(given)
-    from shared.embedded import free_port
+    from tooling.embedded import free_port
 
     return api_port + 1000 if port_is_free(api_port + 1000) else free_port()
 
@@ -124,7 +124,7 @@ async def _run(
     started: float,
 ) -> int:
     sup = Supervisor(colour=colour)
-    python = [sys.executable, "-m", "shared.cli"]
+    python = [sys.executable, "-m", "tooling.cli"]
     endpoints: dict[str, str] = {}
     for service in services:
         port = getattr(settings, f"{service}_port")

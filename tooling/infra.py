@@ -1,5 +1,5 @@
 """Find the Postgres and NATS to use: the given URL, else a local server, else Docker, else
-embedded servers from pip packages (``shared.embedded``).
+embedded servers from pip packages (``tooling.embedded``).
 
 The test harness and ``scout dev`` share this order, so "works on my machine" and CI agree
 (``scout dev`` skips Docker: it keeps its embedded data under the user's data directory).
@@ -97,7 +97,7 @@ def resolve_postgres(
             return Resolved(container.get_connection_url(), "docker", [container.stop])
         attempts.append(f"testcontainers: {reason}")
     if try_embedded:
-        from shared.embedded import EmbeddedUnavailable, start_postgres
+        from tooling.embedded import EmbeddedUnavailable, start_postgres
 
         try:
             server = start_postgres(embedded_dir, durable=embedded_dir is not None)
@@ -141,7 +141,7 @@ def resolve_nats(
             return Resolved(url, "docker", [container.stop])
         attempts.append(f"testcontainers: {reason}")
     if try_embedded:
-        from shared.embedded import EmbeddedUnavailable, start_nats
+        from tooling.embedded import EmbeddedUnavailable, start_nats
 
         try:
             server = start_nats(embedded_dir)

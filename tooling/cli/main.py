@@ -2,8 +2,8 @@
 
 import typer
 
-from shared.cli import db, dev, migrate, nats_auth, roles, run, token, user
-from shared.cli.events import app as events_app
+from tooling.cli import db, dev, migrate, nats_auth, roles, run, token, user
+from tooling.cli.events import app as events_app
 
 app = typer.Typer(
     help="Scout: influencer discovery platform (four services on Postgres + NATS JetStream).",

@@ -3,10 +3,10 @@
 import psycopg
 import typer
 
-from shared.cli.output import console, err_console, print_json, print_table
 from shared.db import libpq_url
 from shared.models import OWNERSHIP, metadata
 from shared.settings import get_settings
+from tooling.cli.output import console, err_console, print_json, print_table
 
 app = typer.Typer(help="Inspect and check the database.", no_args_is_help=True)
 
@@ -131,7 +131,7 @@ def _size(n: int) -> str:
 
 
 def _seed_record(conn: psycopg.Connection, scale: float | None) -> dict:
-    from shared.perf.seed import scale_tag, seeded_scales
+    from tooling.perf.seed import scale_tag, seeded_scales
 
     records = seeded_scales(conn)
     if not records:
@@ -156,7 +156,7 @@ def seed(
     """Write a skewed synthetic data set with COPY (idempotent: a seeded scale is skipped)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from shared.perf import seed as seeding
+    from tooling.perf import seed as seeding
 
     try:
         seeding.scale_tag(scale)
@@ -191,7 +191,7 @@ def perf(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Time the seed's query patterns: Scout's data layer beside the same SQL on raw psycopg."""
-    from shared.perf import patterns
+    from tooling.perf import patterns
 
     url = get_settings().database_url
     with _connect() as conn:
@@ -226,7 +226,7 @@ def perf(
 @app.command()
 def analyze(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Data-quality checks, row distributions, and unused or missing indexes."""
-    from shared.perf.analyze import analyze as build_report
+    from tooling.perf.analyze import analyze as build_report
 
     with _connect() as conn:
         report = build_report(conn)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from shared.nats_auth import render
+from tooling.nats_auth import render
 
 
 def nats_auth(
