@@ -24,6 +24,7 @@ from tooling import migrate
 from tooling.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
 
 from .support.keys import KeyPair
+from .support.sql import Executed
 
 os.environ.setdefault("SCOUT_ENV", "test")
 
@@ -176,6 +177,15 @@ def statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
     sa.event.listen(engine.sync_engine, "before_cursor_execute", counter)
     yield counter
     sa.event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+def executed(engine: AsyncEngine) -> Iterator[Executed]:
+    """Every (SQL, parameters) sent on ``engine`` during the test, as the driver received them."""
+    recorder = Executed()
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", recorder)
+    yield recorder
+    sa.event.remove(engine.sync_engine, "before_cursor_execute", recorder)
 
 
 @pytest.fixture(scope="session")

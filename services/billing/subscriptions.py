@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.errors import NotFound, ScoutError
 from shared.events.outbox import record_event
 from shared.models.enums import SubscriptionStatus
+from shared.queries.users import get_user_by_stripe_customer_id
 from shared.settings import Settings
 
 from . import stripe_api
@@ -69,12 +70,9 @@ async def find_user(
 ) -> uuid.UUID | None:
     """By stored ``stripe_customer_id``, else by Clerk id (``metadata.user_id`` / reference)."""
     if customer:
-        found = await session.scalar(
-            sa.text("SELECT user_id FROM user_billing WHERE stripe_customer_id = :c"),
-            {"c": customer},
-        )
-        if found:
-            return found
+        profile = await get_user_by_stripe_customer_id(session, customer)
+        if profile is not None:
+            return profile.id
     for clerk in clerk_ids:
         if clerk:
             found = await session.scalar(

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.errors import NotFound
 from shared.models import CreatorList
 
-from .repositories.lists import ListRepository
+from .repository import ListRepository
 from .schemas import CreatorInput, ItemChange, ListUpdate
 
 PROFILE_FIELDS = (

@@ -18,7 +18,7 @@ from shared.models.enums import CampaignStatus, Service
 from shared.scheduler import schedule_job
 
 from . import quota
-from .repositories.campaigns import CampaignRepository
+from .repository import CampaignRepository
 from .schemas import CampaignCreate, CampaignUpdate
 
 SERVICE = Service.campaign

@@ -17,7 +17,7 @@ from shared.scheduler import Job, Recurring
 from shared.worker import ConsumerSpec, WorkerContext, WorkerSpec
 
 from . import quota
-from .repositories.campaigns import CampaignRepository
+from .repository import CampaignRepository
 
 log = logging.getLogger("scout.campaign.worker")
 

@@ -13,14 +13,13 @@ from shared.errors import LimitReached, NotFound
 from shared.events.catalogue import UsageReleaseRequest, UsageReserveRequest
 from shared.models.enums import JobStatus, UsageResource
 from shared.queries.pagination import MAX_PAGE
-from shared.queries.results import MAX_RESULTS_LIMIT, job_results_page
 from shared.queries.users import live_user_id
 from shared.ratelimit import per_user
 from shared.settings import Settings
 from shared.web import CurrentUser, ReadSessionDep, SessionDep, ask
 from shared.web import create_app as create_service_app
 
-from .repository import JobRepository
+from .repository import MAX_RESULTS_LIMIT, JobRepository
 from .schemas import JobCreate, JobPage, JobPublic, ResultsPage
 from .service import RESERVATION_TTL, JobService
 
@@ -105,12 +104,15 @@ async def list_jobs(
     user_id = await live_user_id(session, principal.clerk_user_id)
     if user_id is None:
         return JobPage(items=[], total=0, page=page, page_size=page_size)
-    jobs, total = await repo.list_jobs(
+    found = await repo.page(
         user_id, campaign_id=campaign_id, status=status, keyword=keyword,
-        limit=page_size, offset=(page - 1) * page_size,
+        page=page, page_size=page_size,
     )  # fmt: skip
     return JobPage(
-        items=[JobPublic.of(j) for j in jobs], total=total, page=page, page_size=page_size
+        items=[JobPublic.of(j) for j in found.items],
+        total=found.total,
+        page=page,
+        page_size=page_size,
     )
 
 
@@ -138,8 +140,8 @@ async def job_results(
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 100,
 ) -> Response:
     """Creators in stored order; reads only the batches overlapping the page (O(page))."""
-    page = await job_results_page(
-        session, principal.clerk_user_id, job_id, offset=offset, limit=limit
+    page = await JobRepository(session).results_page(
+        principal.clerk_user_id, job_id, offset=offset, limit=limit
     )
     if page is None:
         raise NotFound("Job not found.")

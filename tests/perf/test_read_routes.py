@@ -95,7 +95,8 @@ async def test_results_page_is_one_statement_and_matches_the_stored_batches(
         repo = JobRepository(session)
         n = 0
         for size in (250, 3, 120, 250, 77):
-            await repo.add_batches(job.id, [{"k": f"c{n + i}", "n": n + i} for i in range(size)])
+            creators = [(f"c{n + i}", {"k": f"c{n + i}", "n": n + i}) for i in range(size)]
+            await repo.store_creators(job.id, job.platform, creators, size)
             n += size
         await session.execute(
             sa.update(ScrapingJob).where(ScrapingJob.id == job.id).values(processed_results=n)

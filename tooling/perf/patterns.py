@@ -1,5 +1,8 @@
 """``scout db perf``: every seed query pattern through Scout's data layer and as raw psycopg.
 
+Each pattern calls the very repository method (or shared query helper) a route or handler
+runs, imported from where that route gets it, so every figure is a figure of production code.
+
 For each pattern the data-layer call runs once while a cursor hook records the exact SQL and
 parameters it sends; that recording is the baseline, replayed on a raw psycopg connection. The
 two are then timed interleaved (data layer, baseline, data layer, …) so machine noise lands on
@@ -7,8 +10,8 @@ both alike. Each recorded statement is also EXPLAINed: a sequential scan on a bi
 the pattern's plan check.
 
 One data-layer call is what a read request does: a session from
-``shared.queries.sessions.read_session_factory`` (autocommit: every read helper is one
-statement), the helper, the session's close. ``txn_p50_ms`` is the same call on a default
+``shared.queries.sessions.read_session_factory`` (autocommit: every read measured here is one
+statement), the call, the session's close. ``txn_p50_ms`` is the same call on a default
 transactional session (``BEGIN`` … ``ROLLBACK``, what ``shared.web.SessionDep`` opens).
 """
 
@@ -19,15 +22,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.campaign.repository import CampaignRepository, DashboardRepository, ListRepository
+from services.scraping.repository import JobRepository
 from shared.db import libpq_url, make_engine, session_factory
-from shared.queries import campaigns, dashboard, jobs, lists, results, users
+from shared.queries import users
 from shared.queries.sessions import read_session_factory
 
 # A table counts as big for the plan check when the planner expects at least this many rows.
@@ -73,66 +77,65 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
     deep_offset = max(0, record["heavy_job"]["creators"] - RESULTS_LIMIT)  # the last page
     heavy_list = uuid.UUID(record["heavy_list"]["id"])
     summary_campaign = uuid.UUID(record["summary_campaign"])
-    month = campaigns.start_of_month(datetime.now(UTC))
     return [
+        # identity: GET /me (services.identity.service.ensure_profile)
         Pattern(
             "profile by clerk id",
             lambda s: users.get_user_profile(s, record["ordinary_user"]["clerk_id"]),
         ),
+        # billing: the Stripe webhooks' user lookup (services.billing.subscriptions.find_user)
         Pattern(
             "profile by stripe customer",
             lambda s: users.get_user_by_stripe_customer_id(s, record["stripe_customer_id"]),
         ),
+        # campaign: GET /campaigns
         Pattern(
             "campaigns page 1",
-            lambda s: campaigns.list_campaigns(s, heavy, page=1, page_size=PAGE_SIZE),
+            lambda s: CampaignRepository(s).page(heavy, page=1, page_size=PAGE_SIZE, status=None),
             f"heaviest user, {heavy_campaigns} campaigns",
         ),
         Pattern(
             "campaigns deep page",
-            lambda s: campaigns.list_campaigns(s, heavy, page=deep_page, page_size=PAGE_SIZE),
+            lambda s: CampaignRepository(s).page(
+                heavy, page=deep_page, page_size=PAGE_SIZE, status=None
+            ),
             f"page {deep_page}",
         ),
-        Pattern(
-            "campaigns with jobs",
-            lambda s: campaigns.list_campaigns_with_jobs(s, heavy, page=1, page_size=PAGE_SIZE),
-        ),
+        # campaign: GET /campaigns/{id}
         Pattern(
             "campaign job summary",
-            lambda s: campaigns.campaign_job_summary(s, [summary_campaign]),
+            lambda s: CampaignRepository(s).job_summary(summary_campaign),
         ),
+        # scraping: GET /jobs?keyword=
         Pattern(
             "jobs by keyword (@>)",
-            lambda s: jobs.jobs_with_keyword(s, heavy, record["keyword"], limit=PAGE_SIZE),
-        ),
-        Pattern(
-            "jobs by key exists (?)",
-            lambda s: jobs.jobs_with_search_param(
-                s, heavy, record["search_param_key"], limit=PAGE_SIZE
+            lambda s: JobRepository(s).page(
+                heavy, keyword=record["keyword"], page=1, page_size=PAGE_SIZE
             ),
         ),
-        Pattern(
-            "monthly campaign count",
-            lambda s: campaigns.monthly_campaign_count(s, heavy, month),
-        ),
+        # scraping: GET /jobs/{id}/results
         Pattern(
             "results page offset 0",
-            lambda s: results.job_results_page(s, heavy_clerk, job, offset=0, limit=RESULTS_LIMIT),
+            lambda s: JobRepository(s).results_page(
+                heavy_clerk, job, offset=0, limit=RESULTS_LIMIT
+            ),
             f"job of {record['heavy_job']['creators']} creators",
         ),
         Pattern(
             "results page deep",
-            lambda s: results.job_results_page(
-                s, heavy_clerk, job, offset=deep_offset, limit=RESULTS_LIMIT
+            lambda s: JobRepository(s).results_page(
+                heavy_clerk, job, offset=deep_offset, limit=RESULTS_LIMIT
             ),
             f"offset {deep_offset}",
         ),
+        # campaign: GET /lists/{id}/items
         Pattern(
             "list page",
-            lambda s: lists.list_items_page(s, heavy, heavy_list, page=2, page_size=PAGE_SIZE),
+            lambda s: ListRepository(s).items_page(heavy, heavy_list, page=2, page_size=PAGE_SIZE),
             f"list of {record['heavy_list']['items']} items",
         ),
-        Pattern("dashboard", lambda s: dashboard.dashboard(s, heavy), "heaviest user"),
+        # campaign: GET /dashboard
+        Pattern("dashboard", lambda s: DashboardRepository(s).overview(heavy), "heaviest user"),
     ]
 
 

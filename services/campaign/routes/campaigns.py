@@ -10,7 +10,7 @@ from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.web import ReadSessionDep, SessionDep
 
 from .. import service
-from ..repositories.campaigns import CampaignRepository
+from ..repository import CampaignRepository
 from ..schemas import (
     MAX_PAGE,
     CampaignCreate,

@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter
 
-from shared.queries.dashboard import dashboard
 from shared.web import ReadSessionDep
 
+from ..repository import DashboardRepository
 from ..schemas import Dashboard
 from .deps import ReaderId
 
@@ -15,4 +15,4 @@ router = APIRouter(tags=["dashboard"])
 async def get_dashboard(session: ReadSessionDep, user_id: ReaderId) -> Dashboard:
     """Campaigns by status, searches and creators found in the last 30 days, the list pipeline
     by bucket and recent activity."""
-    return Dashboard(**await dashboard(session, user_id))
+    return Dashboard(**await DashboardRepository(session).overview(user_id))

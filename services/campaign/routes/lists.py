@@ -8,13 +8,12 @@ from fastapi.responses import StreamingResponse
 
 from shared.models import CreatorList
 from shared.models.enums import ListBucket
-from shared.queries.lists import list_items_page
 from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.web import ReadSessionDep, SessionDep
 
 from .. import lists
 from ..export import csv_chunks
-from ..repositories.lists import ListRepository
+from ..repository import ListRepository
 from ..schemas import (
     MAX_PAGE,
     ItemsAdd,
@@ -99,8 +98,8 @@ async def list_items(
     bucket: ListBucket | None = None,
 ) -> PageOf[ListItemPublic]:
     """A page of the list's items in position order, with each creator (one statement)."""
-    result = await list_items_page(
-        session, user_id, list_id, page=page, page_size=page_size, bucket=bucket
+    result = await ListRepository(session).items_page(
+        user_id, list_id, page=page, page_size=page_size, bucket=bucket
     )
     if result is None:
         raise lists.list_not_found()

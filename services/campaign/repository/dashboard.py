@@ -1,9 +1,9 @@
-"""``GET /dashboard`` (campaign service): one SQL statement whatever the user's data size (the original computed
-telemetry in JavaScript over every job of the window, audit #26).
+"""``GET /dashboard``: the caller's overview in ONE SQL statement whatever their data size (the
+original computed telemetry in JavaScript over every job of the window).
 
-Reads scraping's tables and the shared event trail directly: reads across services are
-allowed, writes are not. Each part uses an index: campaigns (user_id, status, created_at),
-scraping_jobs (user_id, created_at), list_items (list_id, bucket), events (user_id, occurred_at).
+Reads scraping's jobs and the shared event trail directly: reads across services are allowed,
+writes are not. Each part uses an index: campaigns (user_id, status, created_at), scraping_jobs
+(user_id, created_at), list_items (list_id, bucket), events (user_id, occurred_at).
 """
 
 import uuid
@@ -32,7 +32,7 @@ _campaign_counts = ", ".join(
     f"'{s.value}', count(*) FILTER (WHERE status = '{s.value}')" for s in CampaignStatus
 )
 
-_DASHBOARD = sa.text(f"""
+_OVERVIEW = sa.text(f"""
 SELECT
   (SELECT json_build_object('total', count(*), {_campaign_counts})
      FROM campaigns WHERE user_id = :user_id AND deleted_at IS NULL) AS campaigns,
@@ -57,27 +57,29 @@ SELECT
 """)
 
 
-async def dashboard(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
-    row = (
-        await session.execute(
-            _DASHBOARD,
-            {
-                "user_id": user_id,
-                "days": WINDOW_DAYS,
-                "types": list(ACTIVITY_TYPES),
-                "recent": RECENT_ACTIVITY,
-            },
-        )
-    ).one()
-    pipeline = {bucket.value: 0 for bucket in ListBucket}
-    pipeline.update(row.pipeline)
-    pipeline["total"] = sum(row.pipeline.values())
-    return {
-        "campaigns": row.campaigns,
-        "searches_last_30_days": row.searches["searches"],
-        "searches_completed_last_30_days": row.searches["completed"],
-        "creators_found_last_30_days": int(row.searches["creators"]),
-        "lists": row.lists,
-        "pipeline": pipeline,
-        "recent_activity": row.recent,
-    }
+class DashboardRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def overview(self, user_id: uuid.UUID) -> dict[str, Any]:
+        """Campaigns by status, searches and creators of the last 30 days, lists, the pipeline
+        by bucket and recent activity: the ``Dashboard`` fields."""
+        params = {
+            "user_id": user_id,
+            "days": WINDOW_DAYS,
+            "types": list(ACTIVITY_TYPES),
+            "recent": RECENT_ACTIVITY,
+        }
+        row = (await self.session.execute(_OVERVIEW, params)).one()
+        pipeline = {bucket.value: 0 for bucket in ListBucket}
+        pipeline.update(row.pipeline)
+        pipeline["total"] = sum(row.pipeline.values())
+        return {
+            "campaigns": row.campaigns,
+            "searches_last_30_days": row.searches["searches"],
+            "searches_completed_last_30_days": row.searches["completed"],
+            "creators_found_last_30_days": int(row.searches["creators"]),
+            "lists": row.lists,
+            "pipeline": pipeline,
+            "recent_activity": row.recent,
+        }

@@ -3,18 +3,25 @@
 List stats (``creator_count``, ``follower_sum``) change in the same statement as the items
 they count, under the list's row lock, so they are never a stale cache (the original's
 ``refreshListStats`` ran outside the transaction and deadlocked into stale zeros).
+
+A page of items (``GET /lists/{id}/items``) is O(page): its total is ``creator_count`` (kept in
+the same transaction as every item change), so a page never counts the whole list; items are
+read in ``position`` order through ``ix_list_items_list_id_position``. A bucket filter has no
+maintained count and counts through ``ix_list_items_list_id_bucket`` instead.
 """
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import CreatorList, CreatorProfile, ListItem
-from shared.queries.pagination import Page, paginate
+from shared.queries.pagination import Page, paginate, validate_page
 
 # Profiles are inserted in (platform, external_id) order so two requests adding overlapping
 # creators take the unique-index locks in the same order and cannot deadlock. Existing profiles
@@ -100,6 +107,64 @@ WITH removed AS (
 SELECT removed.id FROM removed
 """)
 
+
+class ListItemRow(NamedTuple):
+    id: uuid.UUID
+    creator_id: uuid.UUID
+    position: int
+    bucket: str
+    pinned: bool
+    notes: str | None
+    metrics_snapshot: dict[str, Any]
+    added_at: datetime
+    platform: str
+    external_id: str
+    handle: str
+    display_name: str | None
+    avatar_url: str | None
+    url: str | None
+    followers: int | None
+    engagement_rate: Decimal | None
+    category: str | None
+
+
+_ITEM_COLUMNS = """
+  i.id, i.creator_id, i.position, i.bucket, i.pinned, i.notes, i.metrics_snapshot,
+  i.created_at AS added_at, p.platform, p.external_id, p.handle, p.display_name, p.avatar_url, p.url,
+  p.followers, p.engagement_rate, p.category"""
+
+# Ownership, total and page in one statement; no row ⇒ not this user's list (answer 404).
+_ITEMS_PAGE = sa.text(
+    f"""
+SELECT l.creator_count AS _total, page.*
+FROM creator_lists l
+LEFT JOIN LATERAL (
+  SELECT {_ITEM_COLUMNS}
+  FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id
+  WHERE i.list_id = l.id
+  ORDER BY i.position, i.id
+  LIMIT :limit OFFSET :offset
+) page ON true
+WHERE l.id = :list_id AND l.user_id = :user_id
+"""
+)
+
+_BUCKET_ITEMS_PAGE = sa.text(
+    f"""
+SELECT (SELECT count(*) FROM list_items c WHERE c.list_id = l.id AND c.bucket = :bucket)
+         AS _total, page.*
+FROM creator_lists l
+LEFT JOIN LATERAL (
+  SELECT {_ITEM_COLUMNS}
+  FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id
+  WHERE i.list_id = l.id AND i.bucket = :bucket
+  ORDER BY i.position, i.id
+  LIMIT :limit OFFSET :offset
+) page ON true
+WHERE l.id = :list_id AND l.user_id = :user_id
+"""
+)
+
 EXPORT_COLUMNS = (
     "position", "bucket", "platform", "external_id", "handle", "display_name", "followers",
     "engagement_rate", "category", "url", "notes", "pinned", "added_at",
@@ -139,6 +204,33 @@ class ListRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
+
+    async def items_page(
+        self,
+        user_id: uuid.UUID,
+        list_id: uuid.UUID,
+        *,
+        page: int,
+        page_size: int,
+        bucket: str | None = None,
+    ) -> Page[ListItemRow] | None:
+        """One page of the user's list (position order) with each creator's profile columns, in
+        one statement; None when the list does not exist or is another user's."""
+        validate_page(page, page_size)
+        params: dict[str, Any] = {
+            "list_id": list_id,
+            "user_id": user_id,
+            "limit": page_size,
+            "offset": (page - 1) * page_size,
+        }
+        stmt = _ITEMS_PAGE
+        if bucket is not None:
+            stmt, params["bucket"] = _BUCKET_ITEMS_PAGE, bucket
+        rows = (await self.session.execute(stmt, params)).all()
+        if not rows:
+            return None
+        items = [ListItemRow(*row[1:]) for row in rows if row[1] is not None]
+        return Page(items=items, total=rows[0][0], page=page, page_size=page_size)
 
     async def refresh(self, creator_list: CreatorList) -> None:
         await self.session.refresh(creator_list)

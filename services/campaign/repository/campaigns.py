@@ -1,7 +1,8 @@
-"""Every SQL statement about campaigns and their owners (the users table is read, never written)."""
+"""Every SQL statement about campaigns: the listing, reads, lifecycle writes, the sweep, the
+user purge, and the per-campaign summary of scraping's jobs (read, never written)."""
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Campaign, CreatorList, ScrapingJob
-from shared.queries.campaigns import JobSummary, campaign_job_summary
+from shared.models.enums import JobStatus
 from shared.queries.pagination import Page, PageQuery, newest_first
 
 # What a listing shows of a campaign (CampaignPublic), fetched as plain rows: no ORM objects.
@@ -26,8 +27,9 @@ LISTING_FIELDS = tuple(c.key for c in LISTING_COLUMNS)
 
 
 def _listing(*, by_status: bool) -> PageQuery:
-    """The live campaigns of a user (and status), newest first, built once; deferred join on
-    ix_campaigns_user_id_live_newest as in ``shared.queries.campaigns``."""
+    """The live campaigns of a user (and status), newest first, built once (user and status are
+    bind parameters). Campaigns whose deletion has started are gone as far as listings go. The
+    page is a deferred join on ``ix_campaigns_user_id_live_newest`` (see ``PageQuery``'s key)."""
     stmt = sa.select(*LISTING_COLUMNS).where(
         Campaign.user_id == sa.bindparam("user_id", type_=sa.Uuid), Campaign.deleted_at.is_(None)
     )
@@ -38,6 +40,25 @@ def _listing(*, by_status: bool) -> PageQuery:
 
 _PAGE = _listing(by_status=False)
 _PAGE_BY_STATUS = _listing(by_status=True)
+
+# A campaign's searches summarised in one statement: jobs by status, total, creators found.
+_JOB_SUMMARY = sa.select(
+    sa.func.count().label("total"),
+    sa.func.coalesce(sa.func.sum(ScrapingJob.processed_results), 0).label("processed"),
+    *(
+        sa.func.count().filter(ScrapingJob.status == status).label(status.value)
+        for status in JobStatus
+    ),
+).where(ScrapingJob.campaign_id == sa.bindparam("campaign_id", type_=sa.Uuid))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    total: int = 0
+    processed_results: int = 0
+    by_status: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((s.value for s in JobStatus), 0)
+    )
 
 
 class CampaignRepository:
@@ -50,7 +71,7 @@ class CampaignRepository:
         return campaign
 
     async def page(
-        self, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None
+        self, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None = None
     ) -> Page[dict[str, Any]]:
         """A page of the user's campaigns as dicts of ``LISTING_FIELDS`` (with the total)."""
         if status is None:
@@ -75,7 +96,15 @@ class CampaignRepository:
         return await self.session.scalar(stmt)
 
     async def job_summary(self, campaign_id: uuid.UUID) -> JobSummary:
-        return (await campaign_job_summary(self.session, [campaign_id]))[campaign_id]
+        """The campaign's jobs by status, their total and SUM(processed_results): one statement
+        however many jobs it has (zeros for a campaign without jobs)."""
+        row = (await self.session.execute(_JOB_SUMMARY, {"campaign_id": campaign_id})).mappings()
+        found = row.one()
+        return JobSummary(
+            total=found["total"],
+            processed_results=int(found["processed"]),
+            by_status={status.value: found[status.value] for status in JobStatus},
+        )
 
     async def mark_deleted(self, user_id: uuid.UUID, campaign_id: uuid.UUID) -> bool:
         """Start deletion (the row goes once scraping has purged its jobs); False if not ours."""

@@ -1,11 +1,8 @@
-"""Helpers for the query tests: replay what a helper executed under EXPLAIN."""
+"""SQL probes for tests: record what the engine sent, and replay a statement under EXPLAIN."""
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Executed:
@@ -21,14 +18,6 @@ class Executed:
         found = [call for call in self.calls if fragment in call[0]]
         assert len(found) == 1, [sql for sql, _ in self.calls]
         return found[0]
-
-
-@pytest.fixture
-def executed(engine: AsyncEngine) -> Iterator[Executed]:
-    recorder = Executed()
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", recorder)
-    yield recorder
-    sa.event.remove(engine.sync_engine, "before_cursor_execute", recorder)
 
 
 async def explain(session: AsyncSession, sql: str, parameters: Any) -> str:
