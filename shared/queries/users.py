@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import BadRequest, NotFound, ScoutError
+from shared import errors
+from shared.errors import BadRequest, ScoutError
 from shared.models import (
     OWNERSHIP,
     SubscriptionPlan,
@@ -78,9 +79,7 @@ class FieldNotOwned(UserProfileError):
         self.field, self.table, self.service = field, table, service
 
 
-class UserNotFound(UserProfileError, NotFound):
-    code = "user_not_found"
-
+class UserNotFound(UserProfileError, errors.UserNotFound):
     def __init__(self, clerk_user_id: str) -> None:
         super().__init__(f"No user {clerk_user_id!r}.")
         self.clerk_user_id = clerk_user_id

@@ -128,4 +128,4 @@ async def test_results_page_is_one_statement_and_matches_the_stored_batches(
         stranger_headers = {"authorization": f"Bearer {signing_keys.token(stranger.user_id)}"}
         for who in (stranger_headers, {"authorization": f"Bearer {signing_keys.token('nobody')}"}):
             response = await client.get(f"/jobs/{job.id}/results", headers=who)
-            assert response.status_code == 404 and response.json()["code"] == "not_found"
+            assert response.status_code == 404 and response.json()["code"] == "job_not_found"

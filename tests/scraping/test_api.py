@@ -55,7 +55,7 @@ async def test_another_users_campaign_or_an_unknown_one_is_not_found(
             body = job_body(mine, campaign_id=str(campaign_id))
             response = await api.post("/jobs", json=body, headers=mine.headers)
             assert response.status_code == 404
-            assert response.json()["code"] == "not_found"
+            assert response.json()["code"] == "campaign_not_found"
         assert (await api.post("/jobs", json=job_body(mine))).status_code == 401
 
 

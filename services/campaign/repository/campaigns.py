@@ -95,6 +95,13 @@ class CampaignRepository:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
 
+    async def update(self, campaign: Campaign, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` (one UPDATE) and reload ``updated_at``, which a trigger sets."""
+        for key, value in changes.items():
+            setattr(campaign, key, value)
+        await self.session.flush()
+        await self.session.refresh(campaign)
+
     async def job_summary(self, campaign_id: uuid.UUID) -> JobSummary:
         """The campaign's jobs by status, their total and SUM(processed_results): one statement
         however many jobs it has (zeros for a campaign without jobs)."""

@@ -232,7 +232,11 @@ class ListRepository:
         items = [ListItemRow(*row[1:]) for row in rows if row[1] is not None]
         return Page(items=items, total=rows[0][0], page=page, page_size=page_size)
 
-    async def refresh(self, creator_list: CreatorList) -> None:
+    async def update(self, creator_list: CreatorList, fields: dict[str, Any]) -> None:
+        """Apply ``fields`` (one UPDATE) and reload ``updated_at``, which a trigger sets."""
+        for key, value in fields.items():
+            setattr(creator_list, key, value)
+        await self.session.flush()
         await self.session.refresh(creator_list)
 
     async def delete(self, creator_list: CreatorList) -> None:
