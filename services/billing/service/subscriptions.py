@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import NotFound, ScoutError
+from shared.errors import UserNotFound
 from shared.events.outbox import record_event
 from shared.models.enums import SubscriptionStatus
-from shared.queries.users import get_user_by_stripe_customer_id
+from shared.queries.users import get_user_by_stripe_customer_id, live_user_id
 from shared.settings import Settings
 
-from . import stripe_api
+from .. import stripe_api
+from ..errors import UnknownPrice
+from ..repository import SubscriptionRepository
 
 log = logging.getLogger("scout.billing.subscriptions")
 
@@ -36,15 +37,6 @@ _STATUS = {
     "incomplete": SubscriptionStatus.none,
 }
 _LIVE = {"trialing", "active", "past_due", "unpaid", "paused", "incomplete"}
-
-
-class UnknownPrice(ScoutError):
-    status_code = 422
-    code = "unknown_plan"
-
-
-class UserNotFound(NotFound):
-    code = "user_not_found"
 
 
 @dataclass
@@ -75,10 +67,7 @@ async def find_user(
             return profile.id
     for clerk in clerk_ids:
         if clerk:
-            found = await session.scalar(
-                sa.text("SELECT id FROM users WHERE user_id = :c AND deleted_at IS NULL"),
-                {"c": clerk},
-            )
+            found = await live_user_id(session, clerk)
             if found:
                 return found
     return None
@@ -101,13 +90,13 @@ async def apply_subscription(
             session, customer=customer, clerk_ids=[_get(metadata, "user_id"), clerk_id]
         )
     if user_id is None:
-        raise UserNotFound(f"no user for Stripe customer {customer}")
+        raise UserNotFound(f"No user for Stripe customer {customer}.")
     items = _get(_get(sub, "items", {}), "data", [])
     item = items[0] if items else {}
     price = _get(_get(item, "price", {}), "id")
     mapped = stripe_api.plan_for_price(price)
     if mapped is None:
-        raise UnknownPrice(f"price {price!r} maps to no plan")
+        raise UnknownPrice(f"Price {price!r} maps to no plan.")
     plan, _ = mapped
     interval = _get(_get(_get(item, "price", {}), "recurring", {}), "interval") or mapped[1]
     status = _STATUS.get(_get(sub, "status"), SubscriptionStatus.none)
@@ -126,7 +115,6 @@ async def apply_subscription(
     if status == SubscriptionStatus.canceled:
         cancel_at = ts(_get(sub, "canceled_at")) or ts(_get(sub, "ended_at")) or now
     values = {
-        "uid": user_id,
         "plan": plan,
         "status": status.value,
         "trial_start": ts(_get(sub, "trial_start")),
@@ -140,27 +128,9 @@ async def apply_subscription(
         "sync": sync,
         "state_at": state_at,
     }
-    await session.execute(
-        sa.text(
-            "UPDATE user_subscriptions SET current_plan = :plan, intended_plan = :plan,"
-            " subscription_status = :status, trial_start_date = :trial_start,"
-            " trial_end_date = :trial_end,"
-            " trial_conversion_date = coalesce(:converted, trial_conversion_date),"
-            " billing_interval = :interval, current_period_end = :period_end,"
-            " subscription_renewal_date = :period_end, subscription_cancel_date = :cancel,"
-            " billing_sync_status = :sync,"
-            " stripe_state_at = greatest(coalesce(stripe_state_at, :state_at), :state_at)"
-            " WHERE user_id = :uid"
-        ),
-        values,
-    )
-    await session.execute(
-        sa.text(
-            "UPDATE user_billing SET stripe_customer_id = coalesce(:c, stripe_customer_id),"
-            " stripe_subscription_id = :s WHERE user_id = :uid"
-        ),
-        {"c": customer, "s": sub["id"], "uid": user_id},
-    )
+    repo = SubscriptionRepository(session)
+    await repo.apply(user_id, values)
+    await repo.link(user_id, customer, sub["id"])
     changed = row["current_plan"] != plan or previous_status != status.value
     if changed:
         await _emit(
@@ -207,22 +177,14 @@ async def apply_subscription(
     return Applied(user_id, "applied" if changed else "unchanged")
 
 
-_LOCK_STATE = sa.text(
-    "SELECT s.current_plan, s.subscription_status, s.stripe_state_at,"
-    " s.trial_start_date, s.trial_end_date, b.stripe_subscription_id"
-    " FROM user_subscriptions s JOIN user_billing b ON b.user_id = s.user_id"
-    " WHERE s.user_id = :uid FOR UPDATE OF s, b"
-)
-
-
 async def _locked_state(
     session: AsyncSession, user_id: uuid.UUID, state_at: datetime
 ) -> Mapping[str, Any] | None:
     """The user's subscription state, row-locked (subscription and billing rows, always in that
     order); None when the event at ``state_at`` is older than the state held (stale)."""
-    row = (await session.execute(_LOCK_STATE, {"uid": user_id})).mappings().first()
+    row = await SubscriptionRepository(session).lock_state(user_id)
     if row is None:
-        raise UserNotFound(f"user {user_id} has no billing rows yet")
+        raise UserNotFound(f"User {user_id} has no billing rows yet.")
     if row["stripe_state_at"] is not None and state_at < row["stripe_state_at"]:
         return None
     return row
@@ -237,13 +199,7 @@ async def set_status(
         return Applied(user_id, "stale")
     if row["subscription_status"] == status.value:
         return Applied(user_id, "unchanged")
-    await session.execute(
-        sa.text(
-            "UPDATE user_subscriptions SET subscription_status = :s, billing_sync_status = 'webhook',"
-            " stripe_state_at = :t WHERE user_id = :uid"
-        ),
-        {"s": status.value, "t": state_at, "uid": user_id},
-    )
+    await SubscriptionRepository(session).set_status(user_id, status.value, state_at)
     await _emit(
         session,
         "billing.subscription.changed",
@@ -284,17 +240,7 @@ async def reconcile(session: AsyncSession, settings: Settings, *, limit: int = 2
     if not stripe_api.configured(settings):
         return {"skipped": "stripe not configured"}
     client = stripe_api.client(settings)
-    rows = (
-        await session.execute(
-            sa.text(
-                "SELECT b.user_id, b.stripe_customer_id FROM user_billing b"
-                " JOIN user_subscriptions s ON s.user_id = b.user_id"
-                " WHERE b.stripe_customer_id IS NOT NULL"
-                " ORDER BY s.updated_at LIMIT :limit"
-            ),
-            {"limit": limit},
-        )
-    ).all()
+    rows = await SubscriptionRepository(session).to_reconcile(limit)
     fixed = checked = 0
     for user_id, customer in rows:
         listing = await client.v1.subscriptions.list_async(
@@ -315,18 +261,10 @@ async def reconcile(session: AsyncSession, settings: Settings, *, limit: int = 2
     return {"checked": checked, "fixed": fixed}
 
 
-async def expire_trials(session: AsyncSession, settings: Settings) -> dict:
+async def expire_trials(session: AsyncSession, settings: Settings, *, limit: int = 500) -> dict:
     """Ended trials: ask Stripe for the truth when possible, then announce each expiry once."""
-    ended = (
-        await session.execute(
-            sa.text(
-                "SELECT s.user_id, b.stripe_subscription_id FROM user_subscriptions s"
-                " JOIN user_billing b ON b.user_id = s.user_id"
-                " WHERE s.subscription_status = 'trialing' AND s.trial_end_date < now()"
-                " ORDER BY s.trial_end_date LIMIT 500"
-            )
-        )
-    ).all()
+    repo = SubscriptionRepository(session)
+    ended = await repo.ended_trials(limit)
     refreshed = 0
     if ended and stripe_api.configured(settings):
         client = stripe_api.client(settings)
@@ -339,19 +277,7 @@ async def expire_trials(session: AsyncSession, settings: Settings) -> dict:
             )
             refreshed += 1
     # Still trialing past the end (Stripe unreachable, or not configured): derived "expired".
-    expired = (
-        await session.execute(
-            sa.text(
-                "SELECT s.user_id, s.current_plan, s.trial_end_date FROM user_subscriptions s"
-                " WHERE s.subscription_status = 'trialing' AND s.trial_end_date < now()"
-                " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.type = 'billing.trial.expired'"
-                " AND e.aggregate_type = 'subscription' AND e.aggregate_id = s.user_id::text"
-                " AND e.data->>'trial_end_date' IS NOT NULL"
-                " AND (e.data->>'trial_end_date')::timestamptz = s.trial_end_date)"
-                " LIMIT 500 FOR UPDATE OF s SKIP LOCKED"
-            )
-        )
-    ).all()
+    expired = await repo.lock_expired_unannounced(limit)
     for user_id, plan, trial_end in expired:
         await _emit(
             session,
@@ -360,18 +286,3 @@ async def expire_trials(session: AsyncSession, settings: Settings) -> dict:
             {"user_id": user_id, "plan": plan, "trial_end_date": trial_end},
         )
     return {"refreshed": refreshed, "expired": len(expired)}
-
-
-def jobs(settings: Settings) -> dict[str, Any]:
-    """Scheduled-job handlers for the worker."""
-
-    async def reconcile_job(session: AsyncSession, job: Any) -> dict:
-        return await reconcile(session, settings)
-
-    async def trial_expiry_job(session: AsyncSession, job: Any) -> dict:
-        return await expire_trials(session, settings)
-
-    return {
-        "subscriptions.reconcile": reconcile_job,
-        "subscriptions.trial_expiry": trial_expiry_job,
-    }

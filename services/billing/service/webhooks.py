@@ -11,20 +11,21 @@
 """
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.errors import BadRequest, Conflict, ScoutError
+from shared.errors import InvalidPayload, InvalidSignature, ScoutError, UserNotFound
 from shared.models.enums import SubscriptionStatus
 from shared.settings import Settings
 
-from . import stripe_api, subscriptions
+from .. import stripe_api
+from ..errors import WebhookFailed, WebhookInProgress
+from ..repository import AccountRepository, SubscriptionRepository, WebhookRepository
+from . import subscriptions
 
 log = logging.getLogger("scout.billing.webhooks")
 
@@ -43,21 +44,6 @@ HANDLED = SUBSCRIPTION_EVENTS | {
 }
 
 
-class InvalidSignature(BadRequest):
-    code = "invalid_signature"
-
-
-class AlreadyProcessing(Conflict):
-    code = "webhook_in_progress"
-
-
-class WebhookFailed(ScoutError):
-    """Processing failed: 500 so Stripe retries (a 4xx would make Stripe give up)."""
-
-    status_code = 500
-    code = "webhook_processing_failed"
-
-
 def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
     if not signature:
         raise InvalidSignature("The Stripe-Signature header is missing.")
@@ -66,25 +52,11 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature(f"The Stripe signature does not verify: {exc}") from None
     except ValueError:
-        raise BadRequest("The webhook body is not JSON.", code="invalid_payload") from None
+        raise InvalidPayload("The webhook body is not JSON.") from None
     event = orjson.loads(payload)
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise BadRequest("The webhook body is not a Stripe event.", code="invalid_payload")
+        raise InvalidPayload("The webhook body is not a Stripe event.")
     return event
-
-
-_CLAIM = sa.text(
-    "INSERT INTO webhook_events (id, event_id, source, event_type, status, event_timestamp,"
-    " locked_until, payload, metadata)"
-    " VALUES (:id, :event_id, 'stripe', :type, 'processing', :ts,"
-    " now() + make_interval(secs => :lease), CAST(:payload AS jsonb), CAST(:meta AS jsonb))"
-    " ON CONFLICT (source, event_id) DO UPDATE SET status = 'processing',"
-    " locked_until = now() + make_interval(secs => :lease),"
-    " retry_count = webhook_events.retry_count + 1, error_message = NULL"
-    " WHERE webhook_events.status = 'failed' OR (webhook_events.status = 'processing'"
-    " AND (webhook_events.locked_until IS NULL OR webhook_events.locked_until < now()))"
-    " RETURNING id, locked_until"
-)
 
 
 async def handle(
@@ -92,64 +64,35 @@ async def handle(
 ) -> dict[str, Any]:
     """Claim, process and complete one verified event; returns the response body."""
     async with sessions() as session, session.begin():
-        claimed = (
-            await session.execute(
-                _CLAIM,
-                {
-                    "id": uuid.uuid4(),
-                    "event_id": event["id"],
-                    "type": str(event["type"])[:100],
-                    "ts": subscriptions.ts(event.get("created")),
-                    "lease": LEASE_SECONDS,
-                    "payload": orjson.dumps(event).decode(),
-                    "meta": orjson.dumps({"received_at": datetime.now(UTC).isoformat()}).decode(),
-                },
-            )
-        ).first()
+        repo = WebhookRepository(session)
+        claimed = await repo.claim(
+            event["id"],
+            str(event["type"]),
+            subscriptions.ts(event.get("created")),
+            LEASE_SECONDS,
+            event,
+            {"received_at": datetime.now(UTC).isoformat()},
+        )
         if claimed is None:
-            status = await session.scalar(
-                sa.text(
-                    "SELECT status FROM webhook_events WHERE source = 'stripe' AND event_id = :e"
-                ),
-                {"e": event["id"]},
-            )
+            status = await repo.status(event["id"])
     if claimed is None:
         if status == "completed":
             return {"received": True, "duplicate": True, "outcome": "already_completed"}
-        raise AlreadyProcessing("This event is being processed; retry later.")
+        raise WebhookInProgress()
     row_id, lease = claimed
     try:
         async with sessions() as session, session.begin():
-            ours = await session.scalar(
-                sa.text(
-                    "SELECT 1 FROM webhook_events WHERE id = :id AND locked_until = :lease"
-                    " AND status = 'processing' FOR UPDATE"
-                ),
-                {"id": row_id, "lease": lease},
-            )
-            if not ours:  # our lease ran out and another attempt took over
-                raise AlreadyProcessing("This event was taken over by another attempt.")
+            repo = WebhookRepository(session)
+            if not await repo.still_ours(row_id, lease):  # another attempt took over
+                raise WebhookInProgress("This event was taken over by another attempt.")
             outcome = await dispatch(session, settings, event)
-            await session.execute(
-                sa.text(
-                    "UPDATE webhook_events SET status = 'completed', processed_at = now(),"
-                    " locked_until = NULL, metadata = metadata || CAST(:m AS jsonb)"
-                    " WHERE id = :id"
-                ),
-                {"id": row_id, "m": orjson.dumps({"outcome": outcome}).decode()},
-            )
-    except AlreadyProcessing:
+            await repo.complete(row_id, outcome)
+    except WebhookInProgress:
         raise
     except Exception as exc:
         log.warning("billing.webhook_failed", extra={"event": event["id"], "error": repr(exc)})
         async with sessions() as session, session.begin():
-            await session.execute(
-                sa.text(
-                    "UPDATE webhook_events SET status = 'failed', error_message = :err,"
-                    " locked_until = NULL WHERE id = :id AND locked_until = :lease"
-                ),
-                {"id": row_id, "lease": lease, "err": repr(exc)[:2000]},
-            )
+            await WebhookRepository(session).fail(row_id, lease, repr(exc))
         detail = exc.detail if isinstance(exc, ScoutError) else type(exc).__name__
         raise WebhookFailed(f"The event could not be processed: {detail}") from exc
     return {"received": True, "duplicate": False, "outcome": outcome}
@@ -178,15 +121,9 @@ async def _checkout_completed(
         session, customer=obj.get("customer"), clerk_ids=[clerk]
     )
     if user_id is None:
-        raise subscriptions.UserNotFound(f"no user for checkout session {obj.get('id')}")
+        raise UserNotFound(f"No user for checkout session {obj.get('id')}.")
     if obj.get("customer"):
-        await session.execute(
-            sa.text(
-                "UPDATE user_billing SET stripe_customer_id = :c"
-                " WHERE user_id = :uid AND stripe_customer_id IS DISTINCT FROM :c"
-            ),
-            {"c": obj["customer"], "uid": user_id},
-        )
+        await AccountRepository(session).set_customer(user_id, obj["customer"])
     sub_id = obj.get("subscription")
     if isinstance(sub_id, dict):
         sub_id = sub_id.get("id")
@@ -206,7 +143,7 @@ async def _invoice(
     )
     user_id = await subscriptions.find_user(session, customer=obj.get("customer"), clerk_ids=[])
     if user_id is None:
-        raise subscriptions.UserNotFound(f"no user for Stripe customer {obj.get('customer')}")
+        raise UserNotFound(f"No user for Stripe customer {obj.get('customer')}.")
     if sub_id and stripe_api.configured(settings):
         sub = await stripe_api.client(settings).v1.subscriptions.retrieve_async(sub_id)
         return (
@@ -215,10 +152,7 @@ async def _invoice(
     if type_ == "invoice.payment_failed":
         status = SubscriptionStatus.past_due
     else:
-        current = await session.scalar(
-            sa.text("SELECT subscription_status FROM user_subscriptions WHERE user_id = :u"),
-            {"u": user_id},
-        )
+        current = await SubscriptionRepository(session).status_of(user_id)
         if current not in (SubscriptionStatus.past_due, SubscriptionStatus.unpaid):
             return "unchanged"
         status = SubscriptionStatus.active
