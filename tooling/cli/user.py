@@ -37,7 +37,7 @@ def inspect(
     events: Annotated[int, typer.Option(help="How many recent events to show.", min=0)] = 20,
 ) -> None:
     """Everything about one user across all services' tables, inconsistencies flagged."""
-    from services.identity.inspection import user_dossier  # the operator tool reads identity's view
+    from services.identity.service import user_dossier  # the operator tool reads identity's view
 
     if (email is None) == (clerk_id is None):
         err_console.print("Give exactly one of --email or --clerk-id.")

@@ -15,8 +15,8 @@ from sqlmodel import SQLModel
 from shared.models.enums import OnboardingStep, SubscriptionStatus
 from shared.queries.users import UserProfile, get_user_profile
 
-from .repository import CHILDREN, IdentityRepository
-from .schemas import EventSummary, Inconsistency, UserDossier
+from ..repository import CHILDREN, IdentityRepository
+from ..schemas import EventSummary, Inconsistency, UserDossier
 
 # Billing provisions its rows when it handles identity.user.created; give it this long.
 PROVISIONING_GRACE = timedelta(minutes=5)
