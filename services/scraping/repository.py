@@ -23,6 +23,8 @@ from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.pagination import InvalidPage, Page, PageQuery, newest_first
 
+from .schemas import MAX_RESULTS_LIMIT
+
 LIVE = (JobStatus.pending, JobStatus.processing)
 _keys: sa.Table = ScrapingJobCreator.__table__  # type: ignore[assignment]
 
@@ -85,8 +87,6 @@ SELECT (SELECT count(*) FROM fresh) AS added,
     sa.bindparam("creators", type_=sa.String),
     sa.bindparam("limit", type_=sa.Integer),
 )
-MAX_RESULTS_LIMIT = 500
-
 # One statement finds the caller by Clerk id, checks ownership, reads the total
 # (``processed_results``, counted from the dedupe rows whenever creators are stored) and slices
 # the page in Postgres, so only the page's creators cross the wire — as the JSON text Postgres

@@ -11,8 +11,7 @@ from shared.queries.pagination import MAX_PAGE
 from shared.ratelimit import rate_limit
 from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
 
-from ..repository import MAX_RESULTS_LIMIT
-from ..schemas import JobCreate, JobPage, JobPublic, ResultsPage
+from ..schemas import MAX_RESULTS_LIMIT, JobCreate, JobPage, JobPublic, ResultsPage
 from ..service import JobService
 
 router = APIRouter(tags=["jobs"])
