@@ -2,8 +2,9 @@
 
 * a service imports no other service; ``shared`` (the kernel) imports no service and not the
   tooling package; ``tooling`` may import anything;
-* every service has the same rooms; ``api.py`` is the app factory only; routes build no SQL
-  (they import neither SQLAlchemy nor the repository);
+* every service has the same rooms; ``api.py`` is the app factory only; routes and handlers
+  build no SQL: they call the service, and import neither the repository nor SQLAlchemy (but
+  for ``sqlalchemy.ext.asyncio``, whose ``AsyncSession`` a handler's signature names);
 * no module outside the tests (and the migrations) is longer than 400 lines.
 
 Each checker takes a repository root, so the tests below also run it on a small bad tree and
@@ -87,6 +88,10 @@ def import_violations(root: Path) -> list[str]:
     return sorted(set(found))
 
 
+def _builds_sql(name: str) -> bool:
+    return name.split(".")[0] == "sqlalchemy" and not name.startswith("sqlalchemy.ext.asyncio")
+
+
 def room_violations(root: Path) -> list[str]:
     """Every missing room, and every room that holds what it must not."""
     found = []
@@ -107,12 +112,12 @@ def room_violations(root: Path) -> list[str]:
             ]
             if defined != ["create_app"]:
                 found.append(f"{service}: api.py defines {defined}, not just create_app")
-        if (home / "routes").is_dir():
-            repository = f"services.{service}.repository"
-            for path in _python_files(home / "routes"):
-                for line, name in imported_modules(path, root):
-                    if name.split(".")[0] == "sqlalchemy" or name.startswith(repository):
-                        found.append(f"{service}: {path.relative_to(root)}:{line} uses {name}")
+        repository = f"services.{service}.repository"
+        edges = [*_python_files(home / "routes"), home / "handlers.py"]
+        for path in (p for p in edges if p.is_file()):
+            for line, name in imported_modules(path, root):
+                if _builds_sql(name) or name.startswith(repository):
+                    found.append(f"{service}: {path.relative_to(root)}:{line} uses {name}")
     return sorted(set(found))
 
 
@@ -213,10 +218,15 @@ def test_the_room_checker_reports_missing_rooms_and_misplaced_code(tmp_path):
                 "import sqlalchemy as sa\nfrom ..repository import ItemRepository\n"
             ),
             "services/alpha/repository/__init__.py": "",  # a package room is fine
+            "services/alpha/handlers.py": (
+                "from sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy import text\n"
+            ),
         },
     )
     (root / "services" / "alpha" / "repository.py").unlink()
     assert room_violations(root) == [
+        "alpha: services/alpha/handlers.py:2 uses sqlalchemy",
+        "alpha: services/alpha/handlers.py:2 uses sqlalchemy.text",
         "alpha: services/alpha/routes/items.py:1 uses sqlalchemy",
         "alpha: services/alpha/routes/items.py:2 uses services.alpha.repository",
         "alpha: services/alpha/routes/items.py:2 uses services.alpha.repository.ItemRepository",

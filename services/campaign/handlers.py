@@ -16,7 +16,7 @@ from shared.events.rpc import RemoteError
 from shared.quota import QuotaClient
 from shared.scheduler import Job, JobHandler
 
-from .repository import CampaignRepository
+from . import service
 
 log = logging.getLogger("scout.campaign.worker")
 
@@ -29,7 +29,7 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     """``identity.user.deleted.v1``: remove the user's lists (items cascade) now, and their
     campaigns once scraping has purged the campaigns' jobs (the sweep takes the rest)."""
     user_id = envelope.payload.user_id
-    lists, campaigns = await CampaignRepository(session).purge_user(user_id)
+    lists, campaigns = await service.purge_user(session, user_id)
     log.info(
         "campaign.user_purged",
         extra={"user_id": str(user_id), "lists": lists, "campaigns_removed": campaigns},
@@ -39,8 +39,7 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
 async def sweep_deleted(session: AsyncSession, job: Job) -> dict[str, Any]:
     """Scheduled: remove campaigns whose deletion started and whose jobs scraping has purged."""
     grace = timedelta(seconds=job.payload.get("grace_seconds", SWEEP_GRACE.total_seconds()))
-    removed = await CampaignRepository(session).sweep_deleted(grace)
-    return {"removed": len(removed)}
+    return {"removed": await service.sweep_deleted(session, grace)}
 
 
 def confirm_reservation_handler(quota: QuotaClient) -> JobHandler:

@@ -212,6 +212,18 @@ async def delete_campaign(
     )
 
 
+async def sweep_deleted(session: AsyncSession, grace: timedelta) -> int:
+    """Remove campaigns whose deletion started ``grace`` ago and whose jobs scraping has purged
+    (a campaign that still has jobs is left for a later sweep); how many went."""
+    return len(await CampaignRepository(session).sweep_deleted(grace))
+
+
+async def purge_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+    """The user is being deleted: their lists go now (items cascade), their campaigns are marked
+    deleted and go once scraping has purged their jobs. Returns (lists, campaigns removed)."""
+    return await CampaignRepository(session).purge_user(user_id)
+
+
 async def _record(session: AsyncSession, type: str, campaign: Campaign, data: dict) -> None:
     await record_event(
         session,
