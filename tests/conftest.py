@@ -170,22 +170,28 @@ class StatementCounter:
             self.active = False
 
 
+@contextmanager
+def listening(engine: AsyncEngine, hook):
+    """``hook`` sees every statement sent on ``engine`` (SQLAlchemy's cursor hook) meanwhile."""
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        yield hook
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", hook)
+
+
 @pytest.fixture
 def statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
     """Counts SQL statements sent on ``engine`` inside ``with statements.counting():``."""
-    counter = StatementCounter()
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", counter)
-    yield counter
-    sa.event.remove(engine.sync_engine, "before_cursor_execute", counter)
+    with listening(engine, StatementCounter()) as counter:
+        yield counter
 
 
 @pytest.fixture
 def executed(engine: AsyncEngine) -> Iterator[Executed]:
     """Every (SQL, parameters) sent on ``engine`` during the test, as the driver received them."""
-    recorder = Executed()
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", recorder)
-    yield recorder
-    sa.event.remove(engine.sync_engine, "before_cursor_execute", recorder)
+    with listening(engine, Executed()) as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,13 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events.outbox import record_event
 from shared.models.enums import OnboardingStep
 from shared.queries.users import UserProfile, get_user_profile
 
 from ..errors import IllegalTransition, OnboardingCompleted
 from ..repository import IdentityRepository
 from ..schemas import CompletedRequest, InfoCaptured, IntentCaptured, PlanSelected
-from .users import SERVICE, ensure_profile, record_updated
+from .users import ensure_profile, record_updated, record_user_event
 
 STEPS = list(OnboardingStep)
 
@@ -80,21 +79,15 @@ async def _record_step(
     plan: str | None = None,
     interval: str | None = None,
 ) -> None:
-    await record_event(
+    await record_user_event(
         session,
-        service=SERVICE,
-        type="identity.onboarding.step_changed",
-        aggregate_type="user",
-        aggregate_id=user_pk,
-        user_id=user_pk,
-        data={
-            "user_id": user_pk,
-            "clerk_user_id": clerk_user_id,
-            "previous_step": previous,
-            "step": step,
-            "plan": plan,
-            "interval": interval,
-        },
+        "identity.onboarding.step_changed",
+        user_pk,
+        clerk_user_id,
+        previous_step=previous,
+        step=step,
+        plan=plan,
+        interval=interval,
     )
 
 

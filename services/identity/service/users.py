@@ -29,6 +29,22 @@ PURGING_SERVICES = (Service.billing.value, Service.campaign.value, Service.scrap
 PURGE_GRACE_SECONDS = 7 * 24 * 3600
 
 
+async def record_user_event(
+    session: AsyncSession, type: str, user_pk: uuid.UUID, clerk_user_id: str, **data: Any
+) -> None:
+    """An ``identity.user.*`` / ``identity.onboarding.*`` event about one user, in the outbox
+    of the caller's transaction; its data always names the user both ways."""
+    await record_event(
+        session,
+        service=SERVICE,
+        type=type,
+        aggregate_type="user",
+        aggregate_id=user_pk,
+        user_id=user_pk,
+        data={"user_id": user_pk, "clerk_user_id": clerk_user_id, **data},
+    )
+
+
 async def create_user(
     session: AsyncSession,
     clerk_user_id: str,
@@ -47,19 +63,13 @@ async def create_user(
     if user_pk is None:
         return None
     await repo.insert_system_data(user_pk, event=webhook_event, at=webhook_at)
-    await record_event(
+    await record_user_event(
         session,
-        service=SERVICE,
-        type="identity.user.created",
-        aggregate_type="user",
-        aggregate_id=user_pk,
-        user_id=user_pk,
-        data={
-            "user_id": user_pk,
-            "clerk_user_id": clerk_user_id,
-            "email": email,
-            "full_name": full_name,
-        },
+        "identity.user.created",
+        user_pk,
+        clerk_user_id,
+        email=email,
+        full_name=full_name,
     )
     log.info("identity.user.created", extra={"clerk_user_id": clerk_user_id})
     return user_pk
@@ -86,14 +96,8 @@ async def record_updated(
     session: AsyncSession, user_pk: uuid.UUID, clerk_user_id: str, changes: dict[str, Any]
 ) -> None:
     """``identity.user.updated`` with the fields that changed."""
-    await record_event(
-        session,
-        service=SERVICE,
-        type="identity.user.updated",
-        aggregate_type="user",
-        aggregate_id=user_pk,
-        user_id=user_pk,
-        data={"user_id": user_pk, "clerk_user_id": clerk_user_id, "changes": changes},
+    await record_user_event(
+        session, "identity.user.updated", user_pk, clerk_user_id, changes=changes
     )
 
 
@@ -120,15 +124,7 @@ async def start_deletion(session: AsyncSession, clerk_user_id: str) -> str:
     user_pk = await IdentityRepository(session).mark_deleted(clerk_user_id)
     if user_pk is None:
         return "ignored"
-    await record_event(
-        session,
-        service=SERVICE,
-        type="identity.user.deleted",
-        aggregate_type="user",
-        aggregate_id=user_pk,
-        user_id=user_pk,
-        data={"user_id": user_pk, "clerk_user_id": clerk_user_id},
-    )
+    await record_user_event(session, "identity.user.deleted", user_pk, clerk_user_id)
     log.info("identity.user.deletion_started", extra={"clerk_user_id": clerk_user_id})
     return "applied"
 
