@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.models.enums import BackgroundJobStatus as Status
-from shared.models.platform import BackgroundJob
+from shared.models.messaging import BackgroundJob
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ import json
 import psycopg
 import pytest
 
-from shared import migrate
 from shared.auth import TokenVerifier
 from shared.db import libpq_url
 from shared.errors import Unauthorized
 from shared.settings import Settings
+from tooling import migrate
 
 from .support.cli import run_scout
 

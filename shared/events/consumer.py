@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.context import bound
 from shared.errors import DependencyUnavailable
-from shared.models.platform import InboxEntry
+from shared.models.messaging import InboxEntry
 
 from .catalogue import CATALOGUE
 from .dead_letters import record_dead_letter

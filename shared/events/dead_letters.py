@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.models.enums import DeadLetterStatus
-from shared.models.platform import DeadLetter
+from shared.models.messaging import DeadLetter
 
 dead_letters: sa.Table = DeadLetter.__table__  # type: ignore[assignment]
 _d = dead_letters.c

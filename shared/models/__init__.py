@@ -12,12 +12,11 @@ from .billing import (
     UserBilling,
     UserSubscription,
     UserUsage,
-    WebhookEvent,
 )
 from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
 from .enums import Service
 from .identity import LoggingConfiguration, SystemConfiguration, User, UserSystemData
-from .platform import BackgroundJob, DeadLetter, Event, InboxEntry, RateLimit
+from .messaging import BackgroundJob, DeadLetter, Event, InboxEntry, RateLimit, WebhookEvent
 from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult
 
 metadata = SQLModel.metadata

@@ -44,5 +44,5 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root():
 def test_dockerignore_keeps_the_build_context_to_the_code():
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("**")] == "**"  # everything out, then the code back in
-    for needed in ("!shared/", "!services/", "!migrations/", "!pyproject.toml"):
+    for needed in ("!shared/", "!services/", "!tooling/", "!migrations/", "!pyproject.toml"):
         assert needed in ignore

@@ -11,8 +11,8 @@ import yaml
 
 from shared.models import OWNERSHIP
 from shared.models.enums import Service
-from shared.nats_auth import OPS_USER, password_variable
-from shared.roles import SERVICES
+from tooling.nats_auth import OPS_USER, password_variable
+from tooling.roles import SERVICES
 
 from .kustomize import containers, render
 from .tools import ROOT

@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import metrics
-from shared.embedded import free_port
 from shared.events.envelope import stream_name
 from shared.events.streams import connect, ensure_streams
 from tests.factories import make_campaign, make_job, make_user
+from tooling.embedded import free_port
 
 
 def value(name: str, **labels: str) -> float | None:

@@ -16,7 +16,7 @@ from shared.events.outbox import record_event
 from shared.events.rpc import DependencyUnavailable
 from shared.models import UserUsage
 from shared.models.enums import Service
-from shared.nats_auth import OPS_USER, password_variable, render
+from tooling.nats_auth import OPS_USER, password_variable, render
 
 from ..factories import make_user
 from ..support.procs import NatsServer

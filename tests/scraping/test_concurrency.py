@@ -127,7 +127,7 @@ async def test_the_same_item_handled_concurrently_is_stored_once(committed, acco
     acct = await account()
     body = JobCreate.model_validate(job_body(acct, keywords=["race:40"], target_results=1000))
     async with AsyncSession(committed, expire_on_commit=False) as session, session.begin():
-        job = await JobService(session).create(
+        job = await JobService(session).insert(
             job_id=uuid.uuid4(), user_id=acct.user.id, body=body, reservation_id=None,
             provider="synthetic",
         )  # fmt: skip
