@@ -22,6 +22,7 @@ from shared.errors import DependencyUnavailable, ScoutError
 
 from .catalogue import RPC
 from .envelope import prefixed
+from .failures import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ async def request(
 ) -> Any:
     """Ask ``subject`` and return the reply (the catalogue's reply model when it has one).
 
-    Raises :class:`DependencyUnavailable` when nobody serves the subject or it does not answer
-    within ``timeout``, and :class:`RemoteError` when the server answers with an error.
+    Raises :class:`DependencyUnavailable` when nobody serves the subject, it does not answer
+    within ``timeout`` or it answers with a 5xx error (it is up but cannot serve), and
+    :class:`RemoteError` when it answers with a 4xx error (a limit, a bad request).
     """
     spec = RPC.get(subject)
     if spec is not None and not isinstance(payload, spec.request):
@@ -73,6 +75,8 @@ async def request(
         raise DependencyUnavailable(f"cannot ask {subject}: {exc}") from None
     reply = orjson.loads(msg.data)
     if error := reply.get("error"):
+        if error["status"] >= 500:  # the peer answered but could not serve: as closed as silence
+            raise DependencyUnavailable(f"{subject}: {error['detail']}")
         raise RemoteError(error["detail"], code=error["code"], status_code=error["status"])
     return spec.reply.model_validate(reply["data"]) if spec else reply["data"]
 
@@ -106,9 +110,15 @@ async def serve(
                 reply = _error(exc.code, exc.detail, exc.status_code)
             except (ValidationError, orjson.JSONDecodeError, KeyError) as exc:
                 reply = _error("validation_error", f"bad {subject} request: {exc}", 422)
-            except Exception:
-                log.exception("rpc.handler_failed", extra={"subject": subject})
-                reply = _error("internal_error", f"{subject} failed", 500)
+            except Exception as exc:
+                if is_transient(exc):  # e.g. our database is away: ask again later
+                    log.warning(
+                        "rpc.dependency_unavailable", extra={"subject": subject, "error": repr(exc)}
+                    )
+                    reply = _error("dependency_unavailable", f"{subject}: try again later", 503)
+                else:
+                    log.exception("rpc.handler_failed", extra={"subject": subject})
+                    reply = _error("internal_error", f"{subject} failed", 500)
             try:
                 await msg.respond(orjson.dumps(reply))
             except nats.errors.Error as exc:  # the asker is gone; it already timed out
