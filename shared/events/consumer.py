@@ -21,6 +21,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from nats.aio.msg import Msg
@@ -124,8 +125,8 @@ class Consumer:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
 
-    def config(self, **overrides) -> ConsumerConfig:
-        return ConsumerConfig(
+    def config(self, **overrides: Any) -> ConsumerConfig:
+        fields: dict[str, Any] = dict(
             name=self.durable,
             durable_name=self.durable,
             deliver_policy=DeliverPolicy.ALL,
@@ -135,13 +136,26 @@ class Consumer:
             # counted by Scout (event_attempts), which dead-letters instead of dropping.
             max_deliver=-1,
             filter_subject=self._filter,
-            **overrides,
         )
+        return ConsumerConfig(**(fields | overrides))
 
     async def ensure(self) -> None:
-        """Create or update the durable (idempotent: every worker process calls it at start)."""
+        """Create or update the durable (idempotent: every worker process calls it at start).
+
+        An existing durable keeps where it started (its deliver policy only mattered when it
+        was created); every other setting is brought to this version's, in place.
+        """
         try:
-            await self.js.add_consumer(self.stream, self.config())
+            current = (await self.js.consumer_info(self.stream, self.durable)).config
+            config = self.config(
+                deliver_policy=current.deliver_policy,
+                opt_start_seq=current.opt_start_seq,
+                opt_start_time=current.opt_start_time,
+            )
+        except NotFoundError:
+            config = self.config()
+        try:
+            await self.js.add_consumer(self.stream, config)
         except APIError as exc:
             if not _update_refused(exc):
                 raise

@@ -88,6 +88,7 @@ async def test_outbox_to_consumer_applies_each_event_once_even_when_republished(
         await counter.increment(session)
 
     c = consumer(committed, js, nats_prefix, handler)
+    await c.ensure()  # the durable exists before anyone asks about it
     background(c.run())
     # The same event again under a new Nats-Msg-Id (a replay, or a re-publish after the window).
     again = config_envelope(id=ids[0])
