@@ -58,7 +58,7 @@ class Recurring:
     """A recurring schedule; its dedupe key ``<service>:<name>`` keeps one live instance."""
 
     name: str
-    cron: str  # five-field cron, evaluated in UTC
+    cron: str  # five-field cron in UTC (a sixth field, seconds, for sub-minute schedules)
     job_type: str
     payload: dict[str, Any] = field(default_factory=dict)
     priority: int = 100
