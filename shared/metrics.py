@@ -18,6 +18,7 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy as sa
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from prometheus_client import Gauge, make_wsgi_app
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.events.envelope import stream_name
 from shared.events.health import DatabaseHealth
 from shared.events.streams import STREAMS
+from shared.settings import Settings
 
 log = logging.getLogger("scout.metrics")
 
@@ -263,7 +265,7 @@ class WorkerReadiness:
 
 
 async def observe_worker(
-    service: str, settings, engine: AsyncEngine, nc, health: DatabaseHealth
+    service: str, settings: Settings, engine: AsyncEngine, nc: NATS, health: DatabaseHealth
 ) -> None:
     """Serve ``WORKER_METRICS_PORT`` (metrics, /healthz, /readyz) and keep the gauges fresh."""
     readiness = WorkerReadiness(health, lambda: nc.is_connected, asyncio.get_running_loop())
