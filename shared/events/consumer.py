@@ -12,7 +12,8 @@ What happens when a handler fails is decided by :mod:`shared.events.failures`:
 - permanent: counted in ``event_attempts`` (its own transaction, so it survives a restart) and
   retried with backoff; the ``max_attempts``-th failure goes to the dead-letter store.
 - undecodable or invalid: dead-lettered at once.
-JetStream's delivery limit is off (``max_deliver=-1``): Scout alone decides when to give up.
+JetStream's delivery limit is off (``max_deliver=-1``, see ``shared.events.durables``): Scout
+alone decides when to give up.
 """
 
 import asyncio
@@ -26,8 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError, NotFoundError
+from nats.js.api import ConsumerConfig
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -36,7 +36,8 @@ from shared.models.platform import EventAttempt, InboxEntry
 
 from .catalogue import CATALOGUE
 from .dead_letters import record_dead_letter
-from .envelope import Envelope, prefixed, stream_name, unprefixed
+from .durables import durable_config, ensure_durable, filter_subject
+from .envelope import Envelope, stream_name, unprefixed
 from .failures import TransientError, is_transient, retry_after
 from .health import DatabaseHealth
 
@@ -71,19 +72,6 @@ _CLEAR_ATTEMPTS = attempts.delete().where(
 )
 # A message fetched just as the database went away waits this long before it is offered again.
 _GATE_CLOSED_DELAY = 1.0
-
-
-def _filter_subject(subjects: list[str], prefix: str) -> str | None:
-    """One filter for a set of subjects (NATS 2.9 has no multi-filter): their common tokens."""
-    if len(subjects) == 1:
-        return prefixed(subjects[0], prefix)
-    tokens = [s.split(".") for s in subjects]
-    common = []
-    for group in zip(*tokens, strict=False):
-        if len(set(group)) != 1:
-            break
-        common.append(group[0])
-    return prefixed(".".join([*common, ">"]), prefix) if common else None
 
 
 class Consumer:
@@ -121,71 +109,17 @@ class Consumer:
         self.batch, self.fetch_timeout = batch, fetch_timeout
         self.health = health or DatabaseHealth(engine, name=self.durable)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._filter = _filter_subject(sorted(handlers), prefix)
+        self._filter = filter_subject(sorted(handlers), prefix)
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
 
     def config(self, **overrides: Any) -> ConsumerConfig:
-        fields: dict[str, Any] = dict(
-            name=self.durable,
-            durable_name=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait,
-            # Unlimited: a transient failure may outlast any count, and permanent failures are
-            # counted by Scout (event_attempts), which dead-letters instead of dropping.
-            max_deliver=-1,
-            filter_subject=self._filter,
-        )
-        return ConsumerConfig(**(fields | overrides))
+        return durable_config(self.durable, self._filter, self.ack_wait, **overrides)
 
     async def ensure(self) -> None:
-        """Create or update the durable (idempotent: every worker process calls it at start).
-
-        An existing durable keeps where it started (its deliver policy only mattered when it
-        was created); every other setting is brought to this version's, in place.
-        """
-        try:
-            current = (await self.js.consumer_info(self.stream, self.durable)).config
-            config = self.config(
-                deliver_policy=current.deliver_policy,
-                opt_start_seq=current.opt_start_seq,
-                opt_start_time=current.opt_start_time,
-            )
-        except NotFoundError:
-            config = self.config()
-        try:
-            await self.js.add_consumer(self.stream, config)
-        except APIError as exc:
-            if not _update_refused(exc):
-                raise
-            await self._recreate(exc)
+        """Create or update the durable (idempotent: every worker process calls it at start)."""
+        await ensure_durable(self.js, self.stream, self.config)
         self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
-
-    async def _recreate(self, refused: APIError) -> None:
-        """Replace a durable whose settings cannot change in place, losing nothing: the new one
-        starts right after the old one's ack floor, so every message not yet acknowledged is
-        delivered again (the inbox makes any already applied a no-op)."""
-        try:
-            old = await self.js.consumer_info(self.stream, self.durable)
-        except NotFoundError:  # another worker is replacing it right now
-            old = None
-        start = (old.ack_floor.stream_seq if old and old.ack_floor else 0) + 1
-        log.warning(
-            "events.consumer.recreated",
-            extra={"durable": self.durable, "error": str(refused), "from_seq": start},
-        )
-        if old is not None:
-            with contextlib.suppress(NotFoundError):
-                await self.js.delete_consumer(self.stream, self.durable)
-        config = self.config(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-        try:
-            await self.js.add_consumer(self.stream, config)
-        except APIError as exc:
-            if not _update_refused(exc):
-                raise
-            # Race: another worker recreated it first (from the same floor or an older one).
-            await self.js.consumer_info(self.stream, self.durable)
 
     async def run(self) -> None:
         """Fetch and handle messages until :meth:`stop`; outages of NATS or Postgres are waited
@@ -398,16 +332,6 @@ class Consumer:
             await action
         except Exception as exc:  # connection gone: the message is redelivered, inbox dedupes
             log.warning("events.consumer.settle_failed", extra={"error": repr(exc)})
-
-
-# JetStream's "consumer create error" (e.g. "deliver policy can not be updated"), "consumer name
-# already in use" and "consumer already exists": the durable exists with settings that cannot
-# change in place. Anything else (unavailable, timeouts) is not a reason to replace a durable.
-_REFUSED_UPDATE_CODES = frozenset({10012, 10013, 10148})
-
-
-def _update_refused(exc: APIError) -> bool:
-    return exc.err_code in _REFUSED_UPDATE_CODES
 
 
 def _connected(js: JetStreamContext) -> bool:
