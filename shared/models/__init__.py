@@ -16,7 +16,15 @@ from .billing import (
 from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
 from .enums import Service
 from .identity import LoggingConfiguration, SystemConfiguration, User, UserSystemData
-from .messaging import BackgroundJob, DeadLetter, Event, InboxEntry, RateLimit, WebhookEvent
+from .messaging import (
+    BackgroundJob,
+    DeadLetter,
+    Event,
+    EventAttempt,
+    InboxEntry,
+    RateLimit,
+    WebhookEvent,
+)
 from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult
 
 metadata = SQLModel.metadata
@@ -44,6 +52,7 @@ OWNERSHIP: dict[str, str] = {
     "scraping_job_creators": Service.scraping,
     "events": SHARED,
     "inbox": SHARED,
+    "event_attempts": SHARED,
     "dead_letters": SHARED,
     "background_jobs": SHARED,
     # Inbound webhooks: identity writes source=clerk rows, billing source=stripe rows.
@@ -67,6 +76,7 @@ __all__ = [
     "CreatorProfile",
     "DeadLetter",
     "Event",
+    "EventAttempt",
     "InboxEntry",
     "ListItem",
     "LoggingConfiguration",

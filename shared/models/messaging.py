@@ -34,7 +34,13 @@ class Event(TableBase, table=True):
         sa.Index("ix_events_aggregate_type_aggregate_id", "aggregate_type", "aggregate_id"),
         sa.Index("ix_events_user_id_occurred_at", "user_id", "occurred_at"),
         sa.Index("ix_events_type_occurred_at", "type", "occurred_at"),
-        sa.Index("ix_events_published_at", "published_at"),
+        # Retention: one service's rows published before a cutoff.
+        sa.Index(
+            "ix_events_service_published_at",
+            "service",
+            "published_at",
+            postgresql_where=sa.text("published_at IS NOT NULL"),
+        ),
     )
 
     # Insertion order for the relay (an identity column, not the primary key).
@@ -76,7 +82,7 @@ class InboxEntry(TableBase, table=True):
     __table_args__ = (
         sa.UniqueConstraint("consumer", "event_id"),
         one_of("service", Service),
-        sa.Index("ix_inbox_created_at", "created_at"),
+        sa.Index("ix_inbox_service_created_at", "service", "created_at"),  # retention
         # "Has every service applied event X?" (identity's purge of deleted users).
         sa.Index("ix_inbox_event_id", "event_id"),
     )
@@ -135,6 +141,13 @@ class BackgroundJob(TableBase, table=True):
             postgresql_where=sa.text("status = 'pending'"),
         ),
         sa.Index("ix_background_jobs_job_type_status", "job_type", "status"),
+        # Retention: one service's finished jobs, by when they finished.
+        sa.Index(
+            "ix_background_jobs_service_finished",
+            "service",
+            "updated_at",
+            postgresql_where=sa.text("status IN ('completed', 'failed')"),
+        ),
     )
 
     service: str = _service()
@@ -179,6 +192,7 @@ class RateLimit(TableBase, table=True):
     """
 
     __tablename__ = "rate_limits"
+    __table_args__ = (sa.Index("ix_rate_limits_tat", "tat"),)  # retention: idle keys
 
     key: str = Field(sa_type=sa.String(200), nullable=False, unique=True)
     tat: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
@@ -211,3 +225,27 @@ class WebhookEvent(TableBase, table=True):
     metadata_: dict[str, Any] | None = Field(
         default=None, sa_type=JSONB, sa_column_kwargs={"name": "metadata"}
     )
+
+
+class EventAttempt(TableBase, table=True):
+    """Failed attempts of a consumer at one event, counted only for permanent failures.
+
+    Written in a transaction of its own after a handler failed (the handler's one rolled
+    back), so the count survives a worker restart; the dead-letter store takes the event at
+    ``EVENTS_MAX_ATTEMPTS``. A later success or the dead letter removes the row. Transient
+    failures (a dependency away) are never counted here, however long they last.
+    """
+
+    __tablename__ = "event_attempts"
+    __table_args__ = (
+        sa.UniqueConstraint("consumer", "event_id"),
+        one_of("service", Service),
+        sa.CheckConstraint("attempts >= 1", name="attempts_positive"),
+        sa.Index("ix_event_attempts_service_updated_at", "service", "updated_at"),  # retention
+    )
+
+    service: str = _service()
+    consumer: str = Field(sa_type=sa.String(100), nullable=False)
+    event_id: str = Field(sa_type=sa.String(255), nullable=False)
+    attempts: int = Field(default=1, nullable=False)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)

@@ -3,6 +3,7 @@
 import psycopg
 import typer
 
+from shared import retention
 from shared.db import libpq_url
 from shared.models import OWNERSHIP, metadata
 from shared.settings import get_settings
@@ -64,7 +65,7 @@ def inspect(
         False, "--estimate", help="Use planner row estimates instead of exact counts (big tables)."
     ),
 ) -> None:
-    """Tables (owner, rows, sizes) and their indexes (size, scans, definition)."""
+    """Tables (owner, rows, sizes), their indexes (size, scans, definition) and retention."""
     names = sorted(metadata.tables)
     with _connect() as conn:
         tables = []
@@ -88,8 +89,9 @@ def inspect(
             {"table": t, "index": i, "bytes": size, "scans": scans, "definition": definition}
             for t, i, size, scans, definition in conn.execute(INDEXES_SQL, (names,))
         ]
+        kept = retention.report(conn, get_settings())
     if as_json:
-        print_json({"tables": tables, "indexes": indexes})
+        print_json({"tables": tables, "indexes": indexes, "retention": kept})
         return
     print_table(
         "Tables",
@@ -119,6 +121,11 @@ def inspect(
             )
             for i in indexes
         ],
+    )
+    print_table(
+        "Retention (pruned by every worker on RETENTION_SCHEDULE)",
+        ["table", "pruned", "kept (days)", "setting", "rows", "oldest", "past retention"],
+        [tuple(r.values()) for r in kept],
     )
 
 
