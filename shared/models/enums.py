@@ -43,8 +43,11 @@ class TrialStatus(StrEnum):
 
 
 class BillingInterval(StrEnum):
-    month = "month"
-    year = "year"
+    """How often a subscription is billed, spelled as the API speaks it everywhere (Stripe's
+    ``month`` / ``year`` are translated where Stripe objects are read)."""
+
+    monthly = "monthly"
+    yearly = "yearly"
 
 
 class BillingSyncStatus(StrEnum):
