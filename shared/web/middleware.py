@@ -1,16 +1,26 @@
-"""The pure-ASGI middleware every API runs: correlation id, body-size limit, latency histogram."""
+"""The pure-ASGI middleware every API runs: correlation id, body-size limit, latency histogram,
+and the one place an unhandled exception is logged and answered 500.
+
+An exception no handler took is logged here once, with its traceback and the request's
+correlation id, and answered ``{"code": "internal_error"}``; it is not raised further, because
+the server would log the same traceback a second time.
+"""
 
 import json
+import logging
 import time
 from typing import Any
 
 from prometheus_client import Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import bound, new_id
 
 from .errors import error_body
+
+log = logging.getLogger("scout.web")
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -46,12 +56,14 @@ class RequestContextMiddleware:
             )
             return
         status = 500
+        started = False
         start = time.perf_counter()
+        path, root_path = scope["path"], scope.get("root_path", "")
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", []).append(
                     (b"x-correlation-id", correlation_id.encode())
                 )
@@ -60,12 +72,31 @@ class RequestContextMiddleware:
         with bound(correlation_id):
             try:
                 await self.app(scope, _limited(receive, self.max_body), send_wrapper)
+            except Exception:
+                log.exception("unhandled error", extra={"method": scope["method"], "path": path})
+                if not started:  # else the client sees the response cut short
+                    status = 500
+                    body = error_body("internal_error", "An internal error occurred.")
+                    await _send_json(send_wrapper, 500, body)
             finally:
-                route = scope.get("route")
-                template = getattr(route, "path", "unmatched")
+                template = getattr(scope.get("route"), "path", None) or _label(
+                    scope, path, root_path
+                )
                 HTTP_LATENCY.labels(self.service, scope["method"], template, str(status)).observe(
                     time.perf_counter() - start
                 )
+
+
+def _label(scope: Scope, path: str, root_path: str) -> str:
+    """The route label of a request FastAPI's routing did not tag: ``/openapi.json`` and other
+    plain routes by their path, a mount (``/docs-static``) as ``<mount>/{path}``; a path no
+    route matches is ``unmatched`` (one label, however many paths are probed)."""
+    app = scope.get("app")
+    probe = {"type": "http", "path": path, "root_path": root_path, "method": scope["method"]}
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        if isinstance(route, Route | Mount) and route.matches(probe)[0] is not Match.NONE:
+            return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+    return "unmatched"
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
