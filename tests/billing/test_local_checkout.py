@@ -5,6 +5,8 @@ webhooks, signed, to billing's own ``POST /webhooks/stripe`` — the plan change
 same code as a real payment. In ``test`` and ``production`` the page does not exist.
 """
 
+import asyncio
+import os
 import re
 
 import pytest
@@ -14,6 +16,7 @@ from services.billing import local_stripe
 from shared.models.enums import BillingInterval
 from shared.settings import Settings
 
+from ..support.procs import SCOUT
 from ..support.services import running_api
 from .conftest import billing_user, subscription_row
 
@@ -192,3 +195,61 @@ def test_the_events_are_shaped_as_stripe_sends_them():
         purchase, session_id="cs_local_x.y", status="trialing", unit_amount=19900, now=2_000_000
     )
     assert [e["id"] for e in again] == [completed["id"], created["id"]]
+
+
+async def _scout(*args: str, **env: str) -> tuple[int, str]:
+    """The real ``scout`` command in a child process (its own event loop), output merged."""
+    proc = await asyncio.create_subprocess_exec(
+        SCOUT, *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_scout_billing_subscribe_puts_a_user_on_a_plan_from_a_terminal(
+    committed, dev_settings, signing_keys, monkeypatch
+):
+    # Billing (in this process) and the command (a child) share the configured price ids.
+    monkeypatch.setenv("STRIPE_PRICE_GROWTH_MONTHLY", "price_1GrowthMonthlyLocal")
+    first = await billing_user(committed)
+    second = await billing_user(committed)
+    async with running_api("billing", dev_settings) as client:
+        env = {"SCOUT_ENV": "development", "BILLING_PORT": str(client.base_url.port)}
+        code, out = await _scout("billing", "subscribe", first.user_id, "--plan", "growth", **env)
+        assert code == 0, out
+        assert f"{first.user_id} is on Growth (active, billed monthly)" in out
+        code, out = await _scout(
+            "billing", "subscribe", second.user_id,
+            "--plan", "scale", "--interval", "yearly", "--status", "trialing",
+            **env,
+        )  # fmt: skip
+        assert code == 0, out
+        one = (await client.get("/billing/status", headers=_auth(signing_keys, first))).json()
+        two = (await client.get("/billing/status", headers=_auth(signing_keys, second))).json()
+        code, out = await _scout(
+            "billing", "subscribe", "user_nobody", "--plan", "pro", "--wait", "1", **env
+        )
+        assert code == 1 and "Does user_nobody exist?" in out, out
+        bogus, _ = await _scout("billing", "subscribe", first.user_id, "--plan", "free", **env)
+        assert bogus == 2  # not a plan: refused before anything is sent
+    assert (one["plan"], one["subscription_status"], one["billing_interval"]) == (
+        "growth",
+        "active",
+        "monthly",
+    )
+    assert (two["plan"], two["subscription_status"], two["trial_days_left"]) == (
+        "scale",
+        "trialing",
+        7,
+    )
+
+
+@pytest.mark.parametrize(
+    "env", [{"SCOUT_ENV": "test"}, {"SCOUT_ENV": "development", "STRIPE_SECRET_KEY": "sk_x"}]
+)
+async def test_scout_billing_subscribe_refuses_where_billing_does_not_sell_plans(env):
+    code, out = await _scout("billing", "subscribe", "user_a", "--plan", "growth", **env)
+    assert code == 2 and "is for development without Stripe" in out
