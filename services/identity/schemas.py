@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from shared.models.enums import BillingInterval, ConfigValueType, LogLevel, PlanKey
 from shared.queries.users import UserProfile
 
-# Reference §6.3: names ≤ 120 characters, brand description ≤ 1500; blank is not a value.
+# Names ≤ 120 characters, brand description ≤ 1500 (what the sign-up form accepts); blank is
+# not a value.
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Description = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1500)

@@ -1,4 +1,4 @@
-"""Every subject Scout publishes, its producer, stream and typed payload (SPEC §4).
+"""Every subject Scout publishes, its producer, stream and typed payload.
 
 ``CATALOGUE`` maps the unprefixed subject (``identity.user.created.v1``) to an :class:`EventSpec`.
 Producers validate ``data`` strictly (``extra="forbid"`` catches typos); consumers read tolerantly

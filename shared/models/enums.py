@@ -1,8 +1,8 @@
 """Every enumerated value Scout stores, in one place.
 
 Each enum backs a CHECK constraint on its column (see ``base.one_of``) and a test asserts every
-value fits its column's length, so a value the code writes can never be rejected at runtime the
-way the original platform's ``webhook_checkout.session.completed`` (34 chars into varchar(20)) was.
+value fits its column's length, so a value the code writes can never be rejected at runtime
+(a 34-character webhook event type written into a varchar(20), say).
 """
 
 from enum import StrEnum

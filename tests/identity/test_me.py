@@ -164,7 +164,7 @@ async def test_onboarding_jumps_are_409_and_change_nothing(api, committed, auth)
     assert await _scalar(committed, _event_count("identity.onboarding.step_changed", uid)) == 0
 
 
-async def test_onboarding_validates_fields_like_the_reference(api, auth):
+async def test_onboarding_validates_each_steps_fields(api, auth):
     uid = clerk_id()
     headers = auth(uid)
     bad = [

@@ -1,4 +1,4 @@
-"""The flattened profile: one statement, reference §4.1 defaults, derived limits and trial status."""
+"""The flattened profile: one statement, defaults for missing rows, derived limits and trial status."""
 
 from datetime import UTC, datetime, timedelta
 

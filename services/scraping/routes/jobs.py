@@ -16,7 +16,7 @@ from ..schemas import MAX_RESULTS_LIMIT, JobCreate, JobPage, JobPublic, ResultsP
 from ..service import JobService
 
 router = APIRouter(tags=["jobs"])
-# Per-user budget on job creation (the original's dispatch had no rate limit at all).
+# Per-user budget on job creation: each job starts provider calls that cost money.
 JOB_CREATES = [rate_limit("jobs.create", "rate_limit_job_creates_per_minute")]
 
 
