@@ -9,7 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_CLERK_WEBHOOK_SECRET = "whsec_c2NvdXQtZGV2LWNsZXJrLXdlYmhvb2stc2VjcmV0"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_scout_dev_stripe_webhook_secret"
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Scout's own database on the local server (``scout dev`` creates it when missing) …
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/scout"
+# … and that server's maintenance database, to find the server and create databases on it.
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
