@@ -4,7 +4,8 @@ Read from the four running APIs (and billing once more in development, where its
 checkout routes exist). Every operation must have a summary and a description; every error
 response it lists must use ``ErrorBody`` and name its codes; input means a documented 422, a
 body a documented 413, a bearer token a documented 401 (a webhook's body and headers, which
-the route verifies itself, a documented 400 instead of 422); webhook routes document their body and
+the route verifies itself, a documented 400 instead of 422); every numeric input has a maximum
+(beyond it, 422 — never a number the database cannot hold); webhook routes document their body and
 signature headers. The rules are checked over whatever operations exist, so a route added later
 is held to them too.
 """
@@ -22,6 +23,29 @@ SIGNATURE_HEADERS = {
     "/webhooks/stripe": {"stripe-signature"},
     "/webhooks/clerk": {"svix-id", "svix-timestamp", "svix-signature"},
 }
+
+
+def _unbounded(schema: dict, doc: dict, where: str, seen: set[str]) -> list[str]:
+    """Every integer or number in ``schema`` (refs followed) without a maximum."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _unbounded(doc["components"]["schemas"][name], doc, where, seen)
+    found = []
+    if schema.get("type") in ("integer", "number") and not (
+        "maximum" in schema or "exclusiveMaximum" in schema
+    ):
+        found.append(where)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for i, option in enumerate(schema.get(key, [])):
+            found += _unbounded(option, doc, where, seen)
+    for name, prop in schema.get("properties", {}).items():
+        found += _unbounded(prop, doc, f"{where}.{name}", seen)
+    if isinstance(schema.get("items"), dict):
+        found += _unbounded(schema["items"], doc, f"{where}[]", seen)
+    return found
 
 
 def operations(doc: dict):
@@ -55,6 +79,15 @@ def problems(doc: dict) -> list[str]:
             if not response.get("x-error-codes"):
                 found.append(f"{name}: {status} names no error code")
         params = op.get("parameters", [])
+        for param in params:
+            for where in _unbounded(param.get("schema", {}), doc, param["name"], set()):
+                found.append(f"{name}: numeric input {where} has no maximum")
+        body_schema = (
+            op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        )
+        if body_schema:
+            for where in _unbounded(body_schema, doc, "body", set()):
+                found.append(f"{name}: numeric input {where} has no maximum")
         webhook = path.startswith("/webhooks/")  # verifies its raw body itself: 400, never 422
         if (params or "requestBody" in op) and not webhook and "422" not in responses:
             found.append(f"{name}: takes input but documents no 422")

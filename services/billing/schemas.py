@@ -83,5 +83,7 @@ class StripeEvent(BaseModel):
     id: str = Field(description="`evt_…`: the same id twice is applied once.")
     object: Literal["event"] = "event"
     type: str
-    created: int = Field(description="Unix seconds; an older event never overwrites newer state.")
+    created: int = Field(
+        ge=0, le=2**33, description="Unix seconds; an older event never overwrites newer state."
+    )
     data: StripeEventData

@@ -12,7 +12,7 @@ from shared.ratelimit import rate_limit
 from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep, error_responses
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..schemas import MAX_RESULTS_LIMIT, JobCreate, JobPage, JobPublic, ResultsPage
+from ..schemas import MAX_RESULTS_LIMIT, MAX_RESULTS_OFFSET, JobCreate, JobPage, JobPublic, ResultsPage
 from ..service import JobService
 
 router = APIRouter(tags=["jobs"])
@@ -84,7 +84,7 @@ async def job_results(
     job_id: uuid.UUID,
     principal: CurrentUser,
     session: ReadSessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_RESULTS_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 100,
 ) -> Response:
     """Creators in stored order; reads only the batches overlapping the page (O(page)). One
