@@ -39,7 +39,7 @@ def _unbounded(schema: dict, doc: dict, where: str, seen: set[str]) -> list[str]
     ):
         found.append(where)
     for key in ("anyOf", "oneOf", "allOf"):
-        for i, option in enumerate(schema.get(key, [])):
+        for option in schema.get(key, []):
             found += _unbounded(option, doc, where, seen)
     for name, prop in schema.get("properties", {}).items():
         found += _unbounded(prop, doc, f"{where}.{name}", seen)

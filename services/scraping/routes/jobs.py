@@ -12,7 +12,14 @@ from shared.ratelimit import rate_limit
 from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep, error_responses
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..schemas import MAX_RESULTS_LIMIT, MAX_RESULTS_OFFSET, JobCreate, JobPage, JobPublic, ResultsPage
+from ..schemas import (
+    MAX_RESULTS_LIMIT,
+    MAX_RESULTS_OFFSET,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    ResultsPage,
+)
 from ..service import JobService
 
 router = APIRouter(tags=["jobs"])
