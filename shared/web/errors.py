@@ -4,14 +4,13 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import ScoutError
+from shared.events.failures import is_transient
 
 log = logging.getLogger("scout.web")
 
@@ -52,16 +51,19 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return JSONResponse(error_body(code, detail), exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-            return JSONResponse(
-                error_body("dependency_unavailable", "The database is unavailable; try again."), 503
-            )
-        log.exception("unhandled database error", extra={"path": request.url.path})
-        return JSONResponse(error_body("internal_error", "An internal error occurred."), 500)
-
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        # The same classification the workers retry by: a database that is down, restarting
+        # or out of pool connections (or a lock/statement timeout) is a 503 the client may
+        # retry, never a 500.
+        if is_transient(exc):
+            log.warning(
+                "web.dependency_unavailable", extra={"path": request.url.path, "error": repr(exc)}
+            )
+            return JSONResponse(
+                error_body("dependency_unavailable", "A dependency is unavailable; try again."),
+                503,
+                headers={"Retry-After": "1"},
+            )
         log.exception("unhandled error", extra={"path": request.url.path})
         return JSONResponse(error_body("internal_error", "An internal error occurred."), 500)
