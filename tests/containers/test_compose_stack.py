@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.wait import eventually
 
+from .books import check_books, settle
 from .conftest import report
 from .stack import SERVICES, Stack
 from .traffic import (
@@ -36,29 +37,7 @@ UNREADY_WITHIN_S = 2.0  # /readyz answers 503 this soon after a dependency goes 
 READY_WITHIN_S = 10.0  # and 200 this soon after it answers again
 RECOVERY_LIMIT_S = 60.0  # how long the test waits for everything to be back before failing
 WORKER_BACK_WITHIN_S = 15.0  # a crashed worker is restarted and ready again
-QUIET_WITHIN_S = 240.0  # after the traffic stops, every job ends and every event is applied
 STOP_WITHIN_S = 10.0
-
-# The consumers Scout's workers run, and the event subjects each applies. The check also takes
-# every (consumer, subject) pair found in the inbox, so a consumer added later is covered once
-# it has applied anything; this list makes sure a consumer that applied nothing is noticed.
-CONSUMERS = {
-    "billing_identity": (
-        "identity.user.created.v1",
-        "identity.user.deleted.v1",
-        "identity.onboarding.step_changed.v1",
-    ),
-    "billing_campaign": ("campaign.campaign.deleted.v1",),
-    "billing_scraping": tuple(
-        f"scraping.job.{kind}.v1" for kind in ("completed", "failed", "timed_out", "cancelled")
-    ),
-    "campaign_identity": ("identity.user.deleted.v1",),
-    "identity_billing": ("billing.subscription.changed.v1",),
-    "scraping_search": ("scraping.work.search.v1",),
-    "scraping_identity": ("identity.user.deleted.v1",),
-    "scraping_campaign": ("campaign.campaign.deleted.v1",),
-}
-UNRETRIEVED = ("Future exception was never retrieved", "Task exception was never retrieved")
 
 
 @pytest.fixture(scope="module")
@@ -269,76 +248,12 @@ async def test_afterwards_every_event_was_applied_once_and_the_books_balance(sta
     traffic, _ = running
     await traffic.stop()
     report("traffic", f"{len(traffic.log)} requests from {USERS} users during the faults")
-
-    def settled() -> dict[str, int]:
-        return {
-            "unpublished events": stack.scalar(
-                "SELECT count(*) FROM events WHERE published_at IS NULL"
-            ),
-            "jobs not ended": stack.scalar(
-                "SELECT count(*) FROM scraping_jobs WHERE status IN ('pending', 'processing')"
-            ),
-            "reservations held": stack.scalar(
-                "SELECT count(*) FROM usage_reservations WHERE status = 'reserved'"
-            ),
-        }
-
-    async def quiet() -> bool:
-        return not any((await asyncio.to_thread(settled)).values())
-
-    start = time.monotonic()
-    try:
-        await eventually(quiet, within=QUIET_WITHIN_S, interval=1.0)
-        report("books", f"settled {time.monotonic() - start:.0f} s after the traffic stopped")
-    except AssertionError:
-        pass  # reported below with everything else that is wrong
-
-    problems = [f"{k}: {v}" for k, v in settled().items() if v]
-    expected = ", ".join(f"('{c}', '{s}')" for c, subjects in CONSUMERS.items() for s in subjects)
-    pairs = stack.sql(
-        f"WITH pairs(consumer, subject) AS (VALUES {expected}"
-        "  UNION SELECT DISTINCT consumer, subject FROM inbox WHERE subject IS NOT NULL)"
-        " SELECT p.consumer, p.subject, count(e.id), count(i.id)"
-        " FROM pairs p JOIN events e ON e.type || '.v' || e.version = p.subject"
-        " LEFT JOIN inbox i ON i.consumer = p.consumer AND i.event_id = e.id::text"
-        " GROUP BY 1, 2 ORDER BY 1, 2"
-    )
-    applied = sum(int(row[3]) for row in pairs)
-    report("books", f"{len(pairs)} (consumer, event) pairs, {applied} applications checked")
-    problems += [
-        f"{consumer} applied {n_applied} of {n_events} {subject}"
-        for consumer, subject, n_events, n_applied in pairs
-        if n_events != n_applied
-    ]
-    dead = stack.sql("SELECT consumer, subject, left(error, 120) FROM dead_letters")
-    problems += [f"dead letter: {row}" for row in dead]
-    usage = stack.sql(
-        "SELECT u.user_id, uu.usage_campaigns_current,"
-        " (SELECT count(*) FROM campaigns c WHERE c.user_id = u.id AND c.deleted_at IS NULL),"
-        " uu.usage_creators_current_month,"
-        " (SELECT coalesce(sum(j.processed_results), 0) FROM scraping_jobs j WHERE j.user_id = u.id)"
-        " FROM users u JOIN user_usage uu ON uu.user_id = u.id"
-    )
-    for clerk, campaigns_used, campaigns_live, creators_used, creators_stored in usage:
-        if campaigns_used != campaigns_live:
-            problems.append(
-                f"{clerk}: campaign usage {campaigns_used}, live campaigns {campaigns_live}"
-            )
-        if creators_used != creators_stored:
-            problems.append(
-                f"{clerk}: creator usage {creators_used}, stored creators {creators_stored}"
-            )
-    doubled = stack.sql(
-        "SELECT j.id, j.processed_results, count(c.id) FROM scraping_jobs j"
-        " LEFT JOIN scraping_job_creators c ON c.job_id = j.id"
-        " GROUP BY j.id HAVING j.processed_results <> count(c.id)"
-    )
-    problems += [f"job {job}: {n} creators counted, {m} stored" for job, n, m in doubled]
-    jobs = stack.sql("SELECT status, count(*) FROM scraping_jobs GROUP BY status ORDER BY 1")
-    report("books", f"jobs by status: {dict(jobs)}; users checked: {len(usage)}")
-    logs = stack.logs()
-    noise = {phrase: logs.count(phrase) for phrase in UNRETRIEVED if phrase in logs}
-    problems += [f"logs: {phrase!r} x{n}" for phrase, n in noise.items()]
+    settled = await settle(stack)
+    problems, figures = await asyncio.to_thread(check_books, stack)
+    for line in figures:
+        report("books", line)
+    if settled is not None:
+        report("books", f"settled {settled:.0f} s after the traffic stopped")
     assert not problems, "\n".join(problems)
 
 

@@ -262,17 +262,24 @@ class WindowReport:
 
     def line(self) -> str:
         codes = " ".join(f"{k}x{v}" for k, v in sorted(self.statuses.items(), key=str))
-        slow = max(self.unready_after.values(), default=None, key=lambda v: -1 if v is None else v)
-        back = max(self.ready_after.values(), default=None, key=lambda v: -1 if v is None else v)
-        return (
+        text = (
             f"{self.name}: {self.requests} requests [{codes}], slowest {self.max_seconds:.1f} s, "
-            f"hung {len(self.hung)}, 5xx≠503 {len(self.server_errors)}; /readyz 503 after "
-            f"{_s(slow)} (slowest), 200 again after {_s(back)} (slowest)"
+            f"hung {len(self.hung)}, 5xx other than 503: {len(self.server_errors)}"
         )
+        if self.unready_after:
+            text += f"; /readyz 503 after {_slowest(self.unready_after)}"
+        if self.ready_after:
+            text += f"; /readyz 200 again after {_slowest(self.ready_after)}"
+        return text
 
 
-def _s(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
+def _slowest(latencies: dict[str, float | None]) -> str:
+    """The slowest probe's latency, or the probes that never got there."""
+    never = sorted(name for name, v in latencies.items() if v is None)
+    if never:
+        return "never for " + ", ".join(never)
+    name, value = max(latencies.items(), key=lambda kv: kv[1] or 0.0)
+    return f"{value:.1f} s (slowest: {name})"
 
 
 def window_report(
