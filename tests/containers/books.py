@@ -51,8 +51,9 @@ def unsettled(stack: Stack) -> dict[str, int]:
     }
 
 
-async def settle(stack: Stack) -> float | None:
-    """Seconds until nothing is in flight any more (None: still not, after the limit)."""
+async def settle(stack: Stack) -> str:
+    """Wait until nothing is in flight any more; says how long it took and what was waiting."""
+    at_stop = await asyncio.to_thread(unsettled, stack)
 
     async def quiet() -> bool:
         return not any((await asyncio.to_thread(unsettled, stack)).values())
@@ -61,8 +62,9 @@ async def settle(stack: Stack) -> float | None:
     try:
         await eventually(quiet, within=SETTLE_WITHIN_S, interval=1.0)
     except AssertionError:
-        return None  # reported by check_books with everything else that is wrong
-    return time.monotonic() - start
+        return f"not settled {SETTLE_WITHIN_S:.0f} s after the traffic stopped"
+    waiting = {k: v for k, v in at_stop.items() if v} or "nothing"
+    return f"settled {time.monotonic() - start:.0f} s after the traffic stopped (waiting then: {waiting})"
 
 
 def check_books(stack: Stack) -> tuple[list[str], list[str]]:

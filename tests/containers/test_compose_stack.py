@@ -252,8 +252,7 @@ async def test_afterwards_every_event_was_applied_once_and_the_books_balance(sta
     problems, figures = await asyncio.to_thread(check_books, stack)
     for line in figures:
         report("books", line)
-    if settled is not None:
-        report("books", f"settled {settled:.0f} s after the traffic stopped")
+    report("books", settled)
     assert not problems, "\n".join(problems)
 
 
