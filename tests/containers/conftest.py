@@ -7,8 +7,10 @@ Scout's image is built once per run by ``docker compose build`` from an offline 
 The figures each test measures are printed at the end of the run, passed or failed.
 """
 
+import contextlib
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,33 +36,65 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"[{section}] {line}")
 
 
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory) -> Iterator[Engine]:
-    workdir = Path(tmp_path_factory.mktemp("docker"))
-    try:
-        with docker_engine(workdir) as engine:
+class _Suite:
+    """The engine and base images, made ready by the first container test and kept until the
+    session ends; or the one reason every container test is skipped."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.unavailable: str | None = None
+        self.ready = False
+        self._exit = contextlib.ExitStack()
+
+    def prepare(self) -> None:
+        if self.ready:
+            return
+        self.ready = True
+        workdir = Path(tempfile.mkdtemp(prefix="scout-containers-"))
+        self._exit.callback(shutil.rmtree, workdir, ignore_errors=True)
+        try:
+            engine = self._exit.enter_context(docker_engine(workdir))
             if engine.started is not None:
                 report("engine", "started dockerd for this run (stopped at the end)")
-            try:
-                built = ensure_base_images(engine)
-            except EngineUnavailable as exc:
-                pytest.skip(f"container suite: {exc}")
-            for name, seconds in built.items():
-                report("base images", f"built stand-in {name} in {seconds:.0f} s")
-            if not built:
-                report("base images", "reused the cached base images")
-            yield engine
-    except EngineUnavailable as exc:
-        pytest.skip(f"container suite: {exc}")
+            built = ensure_base_images(engine)
+            ensure_wheelhouse(ROOT)
+        except EngineUnavailable as exc:
+            self.unavailable = str(exc)
+            self.close()
+            return
+        for name, seconds in built.items():
+            report("base images", f"built stand-in {name} in {seconds:.0f} s")
+        if not built:
+            report("base images", "reused the cached base images")
+        self.engine = engine
+
+    def close(self) -> None:
+        self._exit.close()
+
+
+_SUITE = _Suite()
+
+
+def pytest_runtest_setup(item) -> None:
+    """Skip every container test from one place, so ``-ra`` shows the reason on one line."""
+    _SUITE.prepare()
+    if _SUITE.unavailable is not None:
+        pytest.skip(f"container suite: {_SUITE.unavailable}")
+
+
+def pytest_sessionfinish(session) -> None:
+    _SUITE.close()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    assert _SUITE.engine is not None
+    return _SUITE.engine
 
 
 @pytest.fixture(scope="session")
 def scout_image(engine: Engine) -> str:
     """Scout's image, built once by Compose from the unchanged compose file, offline."""
-    try:
-        ensure_wheelhouse(ROOT)
-    except EngineUnavailable as exc:
-        pytest.skip(f"container suite: {exc}")
     stack = Stack(engine, "scout-image-build")
     start = time.monotonic()
     result = stack.compose("build")
