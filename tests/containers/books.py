@@ -105,8 +105,11 @@ def check_books(stack: Stack) -> tuple[list[str], list[str]]:
         " GROUP BY j.id HAVING j.processed_results <> count(c.id)"
     )
     problems += [f"job {job}: {n} creators counted, {m} stored" for job, n, m in doubled]
-    logs = stack.logs()
-    problems += [f"logs: {p!r} x{logs.count(p)}" for p in UNRETRIEVED if p in logs]
+    for phrase in UNRETRIEVED:
+        counts = {name: log.count(phrase) for name, log in stack.logs_by_service().items()}
+        if any(counts.values()):
+            where = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()) if n)
+            problems.append(f"logs: {phrase!r} x{sum(counts.values())} ({where})")
     jobs = dict(stack.sql("SELECT status, count(*) FROM scraping_jobs GROUP BY 1 ORDER BY 1"))
     applied = sum(int(row[3]) for row in pairs)
     figures = [

@@ -119,7 +119,11 @@ class Stack:
     def scalar(self, query: str) -> int:
         return int(self.sql(query)[0][0])
 
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--no-log-prefix", timeout=120).stdout.decode(
-            errors="replace"
-        )
+    def logs_by_service(self) -> dict[str, str]:
+        services = self.compose("config", "--services").stdout.decode().split()
+        return {
+            name: self.compose("logs", "--no-color", name, timeout=120).stdout.decode(
+                errors="replace"
+            )
+            for name in services
+        }

@@ -117,6 +117,7 @@ def test_one_image_built_once_serves_every_scout_process_behind_an_init():
         assert svc["image"] == "scout:latest", name
         assert svc["pull_policy"] == "never", name  # built here, never looked up in a registry
         assert svc["init"] is True, name
+        assert svc["dns_opt"] == ["timeout:1", "attempts:2"], name  # a vanished host fails fast
 
 
 def test_the_cluster_profile_runs_three_nats_servers_and_two_of_every_worker():
