@@ -4,7 +4,7 @@ from alembic import context
 
 import shared.models  # noqa: F401  (registers every table on the metadata)
 from shared.db import make_sync_engine
-from shared.migrate import configure_context
+from tooling.migrate import configure_context
 
 config = context.config
 

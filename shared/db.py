@@ -1,5 +1,6 @@
 """Database engines and sessions: async SQLAlchemy on psycopg 3, built by the caller (never at import)."""
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from shared.settings import Settings, get_settings
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -25,7 +28,15 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + sqlalchemy_url(url).removeprefix("postgresql+psycopg://")
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = "scout") -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    application_name: str = "scout",
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
+    pool_timeout: float | None = None,
+) -> AsyncEngine:
     """An async engine whose pool keeps up to ``2 * pool_size`` connections, opened lazily.
 
     Measured by ``tests/bench/bench_http.py``: with ``pool_size`` kept and as many again as
@@ -36,20 +47,55 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "scout
     handling, which invalidates the whole pool on the first error that shows the server went
     away, so after a Postgres restart one request (answered 503) or one consumer attempt
     (retried) pays for it.
+
+    Nothing hangs on an unreachable database: connecting gives up after ``connect_timeout``,
+    a statement after ``statement_timeout`` (server side; ``tcp_user_timeout`` covers a server
+    that stopped answering mid-statement), and waiting for a pooled connection after
+    ``pool_timeout``. Each defaults to its ``DB_*_TIMEOUT_SECONDS`` setting.
     """
+    if None in (connect_timeout, statement_timeout, pool_timeout):
+        defaults = get_settings()
+        connect_timeout = _given(connect_timeout, defaults.db_connect_timeout_seconds)
+        statement_timeout = _given(statement_timeout, defaults.db_statement_timeout_seconds)
+        pool_timeout = _given(pool_timeout, defaults.db_pool_timeout_seconds)
+    statement_ms = int(statement_timeout * 1000)
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=2 * pool_size,
         max_overflow=0,
         pool_recycle=1800,
+        pool_timeout=pool_timeout,
         connect_args={
             "application_name": application_name,
+            # libpq takes whole seconds (and treats 1 as 2); never 0, which means "wait forever".
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            "options": f"-c statement_timeout={statement_ms}",
+            # Unacknowledged bytes for this long mean the server is gone, not slow.
+            "tcp_user_timeout": max(statement_ms, 10_000) + 5_000,
             "keepalives": 1,
             "keepalives_idle": 30,
             "keepalives_interval": 10,
             "keepalives_count": 3,
         },
     )
+
+
+def engine_for(
+    settings: Settings, *, application_name: str, pool_size: int | None = None
+) -> AsyncEngine:
+    """:func:`make_engine` with the pool size and timeouts ``settings`` gives."""
+    return make_engine(
+        settings.database_url,
+        pool_size=pool_size or settings.db_pool_size,
+        application_name=application_name,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
+
+
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def make_sync_engine(url: str, **kwargs) -> sa.Engine:

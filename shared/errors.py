@@ -1,7 +1,9 @@
 """Domain errors with an HTTP status and a stable machine-readable ``code``.
 
-Services raise these; ``shared.web`` maps them (and validation/HTTP errors) to
-``{"code": ..., "detail": ...}`` bodies, so no route formats an error by hand.
+One style everywhere: each service declares its errors as classes in its ``errors.py``,
+subclassing these bases (status) and naming a ``code`` (and a default ``detail``), and raises
+instances: ``raise CampaignNotFound()``. ``shared.web`` maps them (and validation/HTTP errors)
+to ``{"code": ..., "detail": ...}`` bodies, so no route formats an error by hand.
 """
 
 from typing import Any
@@ -10,17 +12,20 @@ from typing import Any
 class ScoutError(Exception):
     status_code = 400
     code = "bad_request"
+    detail = "The request could not be processed."
 
     def __init__(
         self,
-        detail: str,
+        detail: str | None = None,
         *,
         code: str | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        """``detail`` overrides the class's sentence; ``code`` is for errors relayed from
+        another service (request/reply), whose code is only known at run time."""
+        self.detail = detail or type(self).detail
+        super().__init__(self.detail)
         if code:
             self.code = code
         self.headers = headers
@@ -35,8 +40,9 @@ class BadRequest(ScoutError):
 class Unauthorized(ScoutError):
     status_code = 401
     code = "unauthorized"
+    detail = "A valid bearer token is required."
 
-    def __init__(self, detail: str = "A valid bearer token is required.", **kw: Any) -> None:
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(detail, **kw)
 
@@ -73,3 +79,32 @@ class DependencyUnavailable(ScoutError):
 
     status_code = 503
     code = "dependency_unavailable"
+
+
+# --- errors every service can answer ---------------------------------------------------------
+
+
+class AdminRequired(Forbidden):
+    code = "admin_required"
+    detail = "This route is for administrators."
+
+
+class UserNotFound(NotFound):
+    """The caller (or the named user) has no live account."""
+
+    code = "user_not_found"
+    detail = "No account for this user yet (identity creates it on GET /me)."
+
+
+class InvalidSignature(BadRequest):
+    """A webhook whose signature is missing, wrong or too old: nothing is written."""
+
+    code = "invalid_signature"
+    detail = "The webhook signature is missing, invalid or too old."
+
+
+class InvalidPayload(BadRequest):
+    """A verified webhook whose body is not the event it should be."""
+
+    code = "invalid_payload"
+    detail = "The webhook body is not a valid event."

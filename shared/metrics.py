@@ -2,8 +2,10 @@
 
 The HTTP latency histogram lives with the APIs (``shared.web``). A worker samples the rest from
 the source of truth — the database and JetStream — every few seconds (``sample_forever``) and
-serves them on ``WORKER_METRICS_PORT`` (``serve``) beside ``/healthz`` and ``/readyz`` probes. Sampling reads what is true rather than
-counting in the hot path, so several worker replicas report the same numbers, not partial ones.
+serves them on ``WORKER_METRICS_PORT`` (``serve``) beside ``/healthz`` and ``/readyz`` probes.
+Sampling reads what is true rather than counting in the hot path, so several worker replicas
+report the same numbers, not partial ones. ``/readyz`` is :class:`WorkerReadiness`: NATS
+connected, the database health gate open and a bounded probe answering.
 """
 
 import asyncio
@@ -16,12 +18,15 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy as sa
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from prometheus_client import Gauge, make_wsgi_app
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.events.envelope import stream_name
+from shared.events.health import DatabaseHealth
 from shared.events.streams import STREAMS
+from shared.settings import Settings
 
 log = logging.getLogger("scout.metrics")
 
@@ -59,6 +64,11 @@ RESERVATIONS = Gauge(
 )
 SAMPLE_SECONDS = Gauge(
     "scout_metrics_sample_duration_seconds", "How long the last metrics sample took.", ["service"]
+)
+DATABASE_UP = Gauge(
+    "scout_worker_database_up",
+    "1 while the worker's database health gate is open; 0 while it waits out an outage.",
+    ["service"],
 )
 
 _OUTBOX = sa.text(
@@ -149,18 +159,22 @@ async def sample_forever(
     prefix: str,
     *,
     interval: float = 5.0,
-    freshness: "Freshness | None" = None,
+    health: DatabaseHealth | None = None,
 ) -> None:
-    """Refresh the gauges every ``interval`` seconds; a failed sample is logged, never fatal."""
+    """Refresh the gauges every ``interval`` seconds; a failed sample is logged, never fatal.
+    While ``health`` says the database is away, sampling waits (it would only fail)."""
     while True:
-        try:
-            await sample_once(engine, js, service, prefix)
-            if freshness is not None:
-                freshness.ok()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("metrics.sample_failed", extra={"service": service, "error": str(exc)})
+        if health is not None:
+            DATABASE_UP.labels(service).set(1 if health.healthy else 0)
+        if health is None or health.healthy:
+            try:
+                await sample_once(engine, js, service, prefix)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if health is not None:
+                    health.report(exc)
+                log.warning("metrics.sample_failed", extra={"service": service, "error": str(exc)})
         await asyncio.sleep(interval)
 
 
@@ -208,16 +222,54 @@ def serving(port: int | None, host: str, ready: Callable[[], bool] = lambda: Tru
             server.server_close()
 
 
-class Freshness:
-    """Worker readiness: connected to NATS and a database sample succeeded recently."""
+class WorkerReadiness:
+    """``/readyz`` of a worker: NATS connected, the database gate open, and a probe answering.
 
-    def __init__(self, max_age: float) -> None:
-        self.max_age = max_age
-        self.last_ok = 0.0
-        self.connected: Callable[[], bool] = lambda: True
+    Called from the metrics server's thread; the probe runs on the worker's event loop, bounded
+    by ``probe_within`` seconds, and its answer is reused for ``cache_for`` seconds so frequent
+    probes cost one database round trip at most that often. A probe that finds the database
+    unreachable also closes the gate, so the worker stops fetching work at the same moment.
+    """
 
-    def ok(self) -> None:
-        self.last_ok = time.monotonic()
+    def __init__(
+        self,
+        health: DatabaseHealth,
+        connected: Callable[[], bool],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        probe_within: float = 1.5,
+        cache_for: float = 1.0,
+    ) -> None:
+        self.health, self.connected, self.loop = health, connected, loop
+        self.probe_within, self.cache_for = probe_within, cache_for
+        self._lock = threading.Lock()
+        self._last: tuple[float, bool] = (0.0, False)
 
     def __call__(self) -> bool:
-        return self.connected() and time.monotonic() - self.last_ok <= self.max_age
+        if not self.connected() or not self.health.healthy:
+            return False
+        with self._lock:  # concurrent probes share one answer
+            at, answer = self._last
+            if time.monotonic() - at < self.cache_for:
+                return answer
+            future = asyncio.run_coroutine_threadsafe(
+                self.health.probe(self.probe_within), self.loop
+            )
+            try:
+                answer = future.result(timeout=self.probe_within + 0.3)
+            except Exception:  # no answer within the bound
+                future.cancel()
+                answer = False
+            self._last = (time.monotonic(), answer)
+            return answer and self.health.healthy and self.connected()
+
+
+async def observe_worker(
+    service: str, settings: Settings, engine: AsyncEngine, nc: NATS, health: DatabaseHealth
+) -> None:
+    """Serve ``WORKER_METRICS_PORT`` (metrics, /healthz, /readyz) and keep the gauges fresh."""
+    readiness = WorkerReadiness(health, lambda: nc.is_connected, asyncio.get_running_loop())
+    with serving(settings.worker_metrics_port, settings.worker_metrics_host, readiness):
+        await sample_forever(
+            engine, nc.jetstream(), service, settings.scout_nats_prefix, health=health
+        )

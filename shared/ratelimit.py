@@ -11,7 +11,7 @@ fails stays spent, which is what a limit on attempts means.
 import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -76,9 +76,10 @@ async def enforce(engine: AsyncEngine, key: str, limit: Limit) -> None:
         )
 
 
-def per_user(action: str, setting: str):
-    """A route dependency limiting ``action`` per caller; the rate is ``settings.<setting>``
-    (requests per minute, 0 = unlimited)."""
+def rate_limit(action: str, setting: str) -> Any:
+    """A dependency limiting ``action`` per caller; the rate is ``settings.<setting>`` (requests
+    per minute, 0 = unlimited). For a route's ``dependencies=[...]``: it runs before the route's
+    other dependencies, so an over-budget request costs no further statement."""
 
     async def dependency(request: Request, principal: CurrentUser) -> Principal:
         per_minute = getattr(request.app.state.settings, setting)
@@ -87,4 +88,9 @@ def per_user(action: str, setting: str):
             await enforce(request.app.state.engine, key, Limit(per_minute))
         return principal
 
-    return Annotated[Principal, Depends(dependency)]
+    return Depends(dependency)
+
+
+def per_user(action: str, setting: str) -> Any:
+    """:func:`rate_limit` as a parameter type that also hands the route the caller."""
+    return Annotated[Principal, rate_limit(action, setting)]

@@ -2,7 +2,10 @@
 
 Jobs are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (``locked_until``); a handler runs in
 one transaction with the job's completion, so its effects commit only if the lease was still
-ours. Failures retry with exponential backoff up to ``max_retries``, then the job is ``failed``.
+ours. A permanent failure retries with exponential backoff up to ``max_retries``, then the job
+is ``failed``. A transient one (a dependency away, see ``shared.events.failures``) is retried
+with backoff capped at ``transient_retry_max`` and never counts against ``max_retries``; while
+the database is unreachable the runner claims nothing and waits on the process's health gate.
 """
 
 import asyncio
@@ -19,8 +22,10 @@ from croniter import croniter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.events.failures import is_transient
+from shared.events.health import DatabaseHealth
 from shared.models.enums import BackgroundJobStatus as Status
-from shared.models.platform import BackgroundJob
+from shared.models.messaging import BackgroundJob
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ class Recurring:
     """A recurring schedule; its dedupe key ``<service>:<name>`` keeps one live instance."""
 
     name: str
-    cron: str  # five-field cron, evaluated in UTC
+    cron: str  # five-field cron in UTC (a sixth field, seconds, for sub-minute schedules)
     job_type: str
     payload: dict[str, Any] = field(default_factory=dict)
     priority: int = 100
@@ -134,12 +139,22 @@ class JobRunner:
         poll_interval: float = 1.0,
         retry_base: timedelta = timedelta(seconds=30),
         retry_max: timedelta = timedelta(hours=1),
+        transient_retry_base: timedelta = timedelta(seconds=1),
+        transient_retry_max: timedelta = timedelta(seconds=30),
+        health: DatabaseHealth | None = None,
     ) -> None:
         self.engine, self.service, self.handlers = engine, service, dict(handlers)
         self.lease, self.concurrency, self.poll_interval = lease, concurrency, poll_interval
         self.retry_base, self.retry_max = retry_base, retry_max
+        self.transient_retry_base = transient_retry_base
+        self.transient_retry_max = transient_retry_max
+        self.health = health or DatabaseHealth(engine, name=f"{service}-scheduler")
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._stopping = asyncio.Event()
+        # Consecutive transient failures per job (for the backoff only; kept in memory, as a
+        # restart merely starts the backoff over).
+        self._transient: dict[uuid.UUID, int] = {}
+        self._retrying: set[uuid.UUID] = set()
 
     async def claim(self, limit: int | None = None) -> list[Job]:
         """Lease up to ``limit`` due jobs (reclaiming those whose runner vanished)."""
@@ -194,8 +209,49 @@ class JobRunner:
         except Exception as exc:
             await self._failed(job, exc)
             return False
+        finally:
+            if job.id not in self._retrying:  # done or failed for good: forget its backoff
+                self._transient.pop(job.id, None)
+            self._retrying.discard(job.id)
 
     async def _failed(self, job: Job, exc: Exception) -> None:
+        """Put the job back for a later try (or fail it); waits out a database outage to say so."""
+        while not self._stopping.is_set():
+            try:
+                if is_transient(exc):
+                    await self._transient_failure(job, exc)
+                else:
+                    await self._permanent_failure(job, exc)
+                return
+            except Exception as write_error:  # the database is away: the lease is still ours
+                if not self.health.report(write_error):
+                    log.warning(
+                        "scheduler.settle_failed",
+                        extra={"job_id": str(job.id), "error": repr(write_error)},
+                    )
+                    return  # the lease expires and the job is claimed again
+                await self.health.wait(self._stopping)
+
+    async def _transient_failure(self, job: Job, exc: Exception) -> None:
+        self.health.report(exc)
+        n = self._transient.get(job.id, 0) + 1
+        delay = min(self.transient_retry_max, self.transient_retry_base * 2 ** (n - 1))
+        error = f"{type(exc).__name__}: {exc}"[:5000]
+        log.warning(
+            "scheduler.job_retry",
+            extra={"job_id": str(job.id), "error": error, "delay_s": delay.total_seconds()},
+        )
+        async with self._sessions() as session, session.begin():
+            await self._settle(
+                session, job, status=Status.pending, error=error,
+                scheduled_for=sa.func.now() + delay,
+            )  # fmt: skip
+        if len(self._transient) > 10_000:  # jobs another runner finished: start over
+            self._transient.clear()
+        self._transient[job.id] = n
+        self._retrying.add(job.id)  # keep the count for the next run of this job
+
+    async def _permanent_failure(self, job: Job, exc: Exception) -> None:
         attempt, error = job.retry_count + 1, f"{type(exc).__name__}: {exc}"[:5000]
         log.warning("scheduler.job_failed", extra={"job_id": str(job.id), "error": error})
         async with self._sessions() as session, session.begin():
@@ -242,9 +298,13 @@ class JobRunner:
     async def run(self) -> None:
         """Run due jobs until :meth:`stop`, polling every ``poll_interval`` when idle."""
         while not self._stopping.is_set():
+            if not await self.health.wait(self._stopping):
+                break
             try:
                 ran = await self.run_once()
-            except Exception as exc:  # Postgres away: try again after a pause
+            except Exception as exc:
+                if self.health.report(exc):
+                    continue  # Postgres away: the gate says when it is back
                 log.warning("scheduler.claim_failed", extra={"error": repr(exc)})
                 ran = 0
             if not ran:

@@ -3,7 +3,8 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from croniter import croniter
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_CLERK_WEBHOOK_SECRET = "whsec_c2NvdXQtZGV2LWNsZXJrLXdlYmhvb2stc2VjcmV0"
@@ -45,6 +46,29 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
 
     db_pool_size: int = Field(default=10, ge=1)
+    # Nothing waits forever on an unreachable database: connecting, running one statement and
+    # waiting for a pooled connection each give up after these (0 = no statement limit).
+    db_connect_timeout_seconds: float = Field(default=5, gt=0)
+    db_statement_timeout_seconds: float = Field(default=30, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5, gt=0)
+
+    # Delivery: a transient failure (a dependency away) is retried until it succeeds, with
+    # backoff capped here; a permanent one is dead-lettered after this many attempts.
+    events_retry_max_seconds: float = Field(default=30, gt=0)
+    events_max_attempts: int = Field(default=5, ge=1)
+
+    # How long JetStream keeps an event for consumers (work queues keep items until acked).
+    nats_stream_max_age_days: float = Field(default=7, gt=0)
+    # Retention of the rows that would otherwise grow forever, in days (fractions allowed:
+    # tests use seconds' worth). Pruned by every worker on RETENTION_SCHEDULE (cron, UTC; a
+    # sixth field gives seconds).
+    retention_events_days: float = Field(default=30, gt=0)  # published outbox rows
+    retention_inbox_days: float = Field(default=14, gt=0)  # applied event ids (and attempts)
+    retention_webhook_events_days: float = Field(default=30, gt=0)  # finished webhooks
+    retention_background_jobs_days: float = Field(default=14, gt=0)  # finished jobs
+    retention_rate_limits_days: float = Field(default=1, gt=0)  # idle rate-limit keys
+    retention_dead_letters_days: float = Field(default=30, gt=0)  # replayed or discarded
+    retention_schedule: str = "*/10 * * * *"
 
     # Worker processes serve Prometheus metrics here when set (APIs use their own /metrics).
     worker_metrics_port: int | None = None
@@ -55,6 +79,25 @@ class Settings(BaseSettings):
     # Per-user request budgets (requests per minute, the whole minute usable at once; 0 = off).
     rate_limit_job_creates_per_minute: int = Field(default=30, ge=0)
     rate_limit_list_writes_per_minute: int = Field(default=120, ge=0)
+
+    @field_validator("retention_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value):
+            raise ValueError(f"RETENTION_SCHEDULE is not a cron expression: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _inbox_outlives_the_stream(self) -> "Settings":
+        # The inbox is what makes a redelivered event a no-op: it must remember an event id
+        # for as long as JetStream may still deliver that event.
+        if self.retention_inbox_days < self.nats_stream_max_age_days:
+            raise ValueError(
+                f"RETENTION_INBOX_DAYS ({self.retention_inbox_days:g}) is shorter than "
+                f"NATS_STREAM_MAX_AGE_DAYS ({self.nats_stream_max_age_days:g}): an event still "
+                "in its stream could be applied twice; keep inbox ids at least as long"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> "Settings":

@@ -3,6 +3,11 @@
 A service describes its worker with a ``build(ctx) -> WorkerSpec`` function in
 ``services/<name>/worker.py``; :func:`run_worker` provides the connections, runs every part as
 its own task, and stops them cleanly (in-flight work finishes, NATS is drained) on ``stop``.
+
+The kernel adds to every worker: one database health gate shared by all parts (an outage is
+waited out, not burned through), the delivery settings (``EVENTS_RETRY_MAX_SECONDS``,
+``EVENTS_MAX_ATTEMPTS``), the retention job for the service's own rows, and, when
+``WORKER_METRICS_PORT`` is set, the metrics/health server.
 """
 
 import asyncio
@@ -11,17 +16,21 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.db import make_engine, session_factory
+from shared import retention
+from shared.db import engine_for, session_factory
 from shared.events import rpc as rpc_
 from shared.events.consumer import Consumer, Handler
+from shared.events.health import DatabaseHealth
 from shared.events.relay import Relay
 from shared.events.streams import connect, ensure_streams
+from shared.metrics import observe_worker
 from shared.runtime import start_runtime
 from shared.scheduler import JobHandler, JobRunner, Recurring, register_schedules
 from shared.settings import Settings, get_settings
@@ -41,6 +50,7 @@ class WorkerContext:
     sessions: async_sessionmaker[AsyncSession]
     nc: NATS
     js: JetStreamContext
+    health: DatabaseHealth
 
     @property
     def prefix(self) -> str:
@@ -89,16 +99,18 @@ async def run_worker(
     settings = settings or get_settings()
     build = build or load_build(service)
     stop = stop or asyncio.Event()
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        application_name=f"scout-{service}-worker",
-    )
+    engine = engine_for(settings, application_name=f"scout-{service}-worker")
+    health = DatabaseHealth(engine, name=f"{service}-worker")
     nc = await connect(settings.nats_url, name=f"scout-{service}-worker")
     try:
         js = nc.jetstream()
-        await ensure_streams(js, settings.scout_nats_prefix, replicas=settings.nats_stream_replicas)
-        ctx = WorkerContext(service, settings, engine, session_factory(engine), nc, js)
+        await ensure_streams(
+            js,
+            settings.scout_nats_prefix,
+            replicas=settings.nats_stream_replicas,
+            max_age=settings.nats_stream_max_age_days * retention.SECONDS_PER_DAY,
+        )
+        ctx = WorkerContext(service, settings, engine, session_factory(engine), nc, js, health)
         spec = build(ctx)
         if asyncio.iscoroutine(spec):
             spec = await spec
@@ -110,14 +122,21 @@ async def run_worker(
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=2)
             await nc.close()
+        health.close()
         await engine.dispose()
 
 
 async def _run(
     ctx: WorkerContext, spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event | None
 ) -> None:
-    prefix = ctx.prefix
-    relay = Relay(ctx.engine, ctx.js, ctx.service, prefix=prefix) if spec.relay else None
+    prefix, settings = ctx.prefix, ctx.settings
+    retry_max = settings.events_retry_max_seconds
+    relay = (
+        Relay(ctx.engine, ctx.js, ctx.service, prefix=prefix, max_backoff=retry_max,
+              health=ctx.health)
+        if spec.relay
+        else None
+    )  # fmt: skip
     consumers = [
         Consumer(
             ctx.engine,
@@ -126,7 +145,8 @@ async def _run(
             name=c.name,
             handlers=c.handlers,
             prefix=prefix,
-            **c.options,
+            **({"max_attempts": settings.events_max_attempts, "retry_max": retry_max} | c.options),
+            health=ctx.health,
         )
         for c in spec.consumers
     ]
@@ -140,10 +160,19 @@ async def _run(
         await rpc_.serve(ctx.nc, subject, handler, prefix=prefix)
         for subject, handler in spec.rpc.items()
     ]
-    runner = None
-    if spec.jobs:
-        await register_schedules(ctx.engine, ctx.service, spec.schedules)
-        runner = JobRunner(ctx.engine, ctx.service, spec.jobs, **spec.scheduler_options)
+    # Every worker prunes its own service's rows that would otherwise grow forever.
+    jobs = {
+        **spec.jobs,
+        retention.JOB_TYPE: retention.retention_job(ctx.engine, ctx.service, settings),
+    }
+    await register_schedules(
+        ctx.engine, ctx.service, [*spec.schedules, retention.retention_schedule(settings)]
+    )
+    runner = JobRunner(
+        ctx.engine, ctx.service, jobs,
+        **({"transient_retry_max": timedelta(seconds=retry_max)} | spec.scheduler_options),
+        health=ctx.health,
+    )  # fmt: skip
 
     stoppable: list[Any] = [p for p in (relay, runner, *consumers) if p is not None]
     tasks = [asyncio.create_task(p.run(), name=type(p).__name__) for p in stoppable]
@@ -154,9 +183,16 @@ async def _run(
             "service": ctx.service,
             "consumers": [c.durable for c in consumers],
             "rpc": list(spec.rpc),
-            "jobs": list(spec.jobs),
+            "jobs": list(jobs),
         },
     )
+    if settings.worker_metrics_port:
+        extra.append(
+            asyncio.create_task(
+                observe_worker(ctx.service, settings, ctx.engine, ctx.nc, ctx.health),
+                name="metrics",
+            )
+        )
     if ready is not None:
         ready.set()
     waiter = asyncio.create_task(stop.wait())

@@ -2,7 +2,7 @@
 
 Where they come from: ``DATABASE_URL``/``NATS_URL`` when set, else servers on the default local
 ports, else testcontainers when a Docker engine answers, else the run fails with a message that
-lists every attempt (``shared.infra``). Each run gets a fresh database; each test is isolated by
+lists every attempt (``tooling.infra``). Each run gets a fresh database; each test is isolated by
 rolling back its transaction, or, for tests marked ``committed``, by truncating afterwards.
 """
 
@@ -16,14 +16,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared import migrate
 from shared.db import libpq_url, make_engine
 from shared.events.streams import connect, delete_streams
-from shared.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
 from shared.models import metadata
 from shared.settings import Settings
+from tooling import migrate
+from tooling.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
 
 from .support.keys import KeyPair
+from .support.sql import Executed
 
 os.environ.setdefault("SCOUT_ENV", "test")
 
@@ -169,13 +170,28 @@ class StatementCounter:
             self.active = False
 
 
+@contextmanager
+def listening(engine: AsyncEngine, hook):
+    """``hook`` sees every statement sent on ``engine`` (SQLAlchemy's cursor hook) meanwhile."""
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        yield hook
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", hook)
+
+
 @pytest.fixture
 def statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
     """Counts SQL statements sent on ``engine`` inside ``with statements.counting():``."""
-    counter = StatementCounter()
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", counter)
-    yield counter
-    sa.event.remove(engine.sync_engine, "before_cursor_execute", counter)
+    with listening(engine, StatementCounter()) as counter:
+        yield counter
+
+
+@pytest.fixture
+def executed(engine: AsyncEngine) -> Iterator[Executed]:
+    """Every (SQL, parameters) sent on ``engine`` during the test, as the driver received them."""
+    with listening(engine, Executed()) as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="session")

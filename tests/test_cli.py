@@ -5,11 +5,11 @@ import json
 import psycopg
 import pytest
 
-from shared import migrate
 from shared.auth import TokenVerifier
 from shared.db import libpq_url
 from shared.errors import Unauthorized
 from shared.settings import Settings
+from tooling import migrate
 
 from .support.cli import run_scout
 
@@ -26,7 +26,7 @@ def test_migrate_check_and_db_check_pass_on_a_fresh_database(run, database_url):
     assert run(database_url, "migrate", "check").exit_code == 0
     result = run(database_url, "db", "check")
     assert result.exit_code == 0, result.output
-    assert "all 22 tables present" in result.output
+    assert "all 23 tables present" in result.output
 
 
 def test_migrate_check_fails_when_models_and_database_differ(run, scratch_database):
@@ -62,14 +62,22 @@ def test_db_inspect_reports_tables_owners_rows_and_indexes(run, database_url):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     tables = {t["table"]: t for t in report["tables"]}
-    assert len(tables) == 22
+    assert len(tables) == 23
     assert tables["subscription_plans"]["rows"] == 6
     assert tables["subscription_plans"]["owner"] == "billing"
     assert tables["events"]["owner"] == "shared"
     names = {i["index"] for i in report["indexes"]}
     assert {"ix_scraping_jobs_keywords_gin", "uq_users_user_id"} <= names
+    kept = {r["table"]: r for r in report["retention"]}
+    assert set(kept) == {"events", "inbox", "event_attempts", "webhook_events",
+                         "background_jobs", "rate_limits", "dead_letters"}  # fmt: skip
+    assert (
+        kept["inbox"]["retention_days"] == 14 and kept["inbox"]["setting"] == "RETENTION_INBOX_DAYS"
+    )
+    assert kept["events"]["pruned"] == "published events"
     human = run(database_url, "db", "inspect")
     assert human.exit_code == 0 and "subscription_plans" in human.output
+    assert "Retention (pruned by every worker" in human.output
 
 
 async def test_dev_token_is_accepted_by_the_dev_configuration(tmp_path, monkeypatch):

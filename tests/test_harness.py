@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
+from tooling.infra import InfrastructureUnavailable, resolve_nats, resolve_postgres
 
 CLOSED = "127.0.0.1:1"
 

@@ -3,9 +3,9 @@
 import psycopg
 import pytest
 
-from shared import migrate
 from shared.db import libpq_url
 from shared.models import OWNERSHIP, metadata
+from tooling import migrate
 
 
 def test_history_has_a_single_head():

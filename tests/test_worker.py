@@ -7,7 +7,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import rpc
+from shared.events.dead_letters import list_dead_letters
 from shared.events.outbox import record_event
+from shared.events.relay import Relay
 from shared.events.streams import connect
 from shared.models import BackgroundJob, Event, InboxEntry
 from shared.scheduler import schedule_job
@@ -64,13 +66,65 @@ async def test_a_worker_relays_consumes_answers_and_runs_jobs(
     finally:
         await nc.close()
 
-    async def done() -> bool:
-        return seen == ["user_w1"] and jobs_run == [{"n": 1}]
+    async def done() -> bool:  # the handler ran AND its transaction (with the inbox) committed
+        async with committed.connect() as conn:
+            applied = await conn.scalar(sa.select(sa.func.count()).select_from(InboxEntry))
+        return seen == ["user_w1"] and jobs_run == [{"n": 1}] and applied == 1
 
-    await eventually(done)
+    try:
+        await eventually(done)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
     async with committed.connect() as conn:
-        assert (await conn.scalar(sa.select(sa.func.count()).select_from(InboxEntry))) == 1
         assert await conn.scalar(sa.select(Event.published_at.is_not(None)))
-        assert (await conn.scalar(sa.select(BackgroundJob.status))) == "completed"
-    stop.set()
-    await asyncio.wait_for(task, 20)
+        jobs = (await conn.execute(sa.select(BackgroundJob.job_type, BackgroundJob.status))).all()
+    assert ("probe", "completed") in jobs
+    # The kernel registers every worker's retention job beside the service's own.
+    assert ("retention.prune", "pending") in jobs
+
+
+async def test_a_worker_takes_its_delivery_limits_from_settings(
+    committed, service_settings, nats_prefix
+):
+    """EVENTS_MAX_ATTEMPTS and EVENTS_RETRY_MAX_SECONDS reach every consumer: a poison event
+    is dead-lettered after exactly that many attempts, retried no slower than the cap."""
+    settings = service_settings.model_copy(
+        update={"events_max_attempts": 3, "events_retry_max_seconds": 0.2}
+    )
+    calls = 0
+
+    async def poison(session, envelope):
+        nonlocal calls
+        calls += 1
+        raise ValueError("this event can never be applied")
+
+    def build(ctx):
+        return WorkerSpec(consumers=[ConsumerSpec("poison", {"identity.user.created.v1": poison})])
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_worker("billing", settings=settings, build=build, stop=stop, ready=ready)
+    )
+    await asyncio.wait_for(ready.wait(), 20)
+    async with AsyncSession(committed) as session, session.begin():
+        await record_event(
+            session, service="identity", type="identity.user.created", aggregate_type="user",
+            aggregate_id=uuid.uuid4(),
+            data={"user_id": str(uuid.uuid4()), "clerk_user_id": "user_poison"},
+        )  # fmt: skip
+    # Billing's worker does not relay identity's outbox: publish it as identity's relay would.
+    nc = await connect(service_settings.nats_url, name="poison")
+    try:
+        await Relay(committed, nc.jetstream(), "identity", prefix=nats_prefix).drain()
+
+        async def dead_lettered() -> bool:
+            return len(await list_dead_letters(committed)) == 1
+
+        await eventually(dead_lettered, within=10)
+    finally:
+        await nc.close()
+        stop.set()
+        await asyncio.wait_for(task, 20)
+    [letter] = await list_dead_letters(committed)
+    assert (letter.deliveries, calls) == (3, 3) and "can never be applied" in letter.error

@@ -8,16 +8,12 @@ import os
 
 import stripe
 
-from shared.errors import DependencyUnavailable
 from shared.models.enums import PlanKey
 from shared.settings import Settings
 
+from .errors import BillingProviderUnavailable
+
 INTERVALS = {"monthly": "month", "yearly": "year"}
-
-
-class BillingProviderUnavailable(DependencyUnavailable):
-    def __init__(self, detail: str = "the billing provider is not configured") -> None:
-        super().__init__(detail, code="billing_provider_unavailable")
 
 
 def price_id(plan: str, interval: str) -> str:
@@ -55,7 +51,3 @@ def client(settings: Settings) -> stripe.StripeClient:
         max_network_retries=1,
         **kwargs,
     )
-
-
-def unavailable(exc: Exception) -> BillingProviderUnavailable:
-    return BillingProviderUnavailable(f"the billing provider failed: {exc}")

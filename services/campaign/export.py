@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .repositories.lists import EXPORT_COLUMNS, export_statement
+from .repository import EXPORT_COLUMNS, export_statement
 
 CHUNK_ROWS = 1000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):

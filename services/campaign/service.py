@@ -1,27 +1,59 @@
-"""Campaign domain logic: creation against billing quota, status transitions, deletion.
+"""Campaign use cases: campaigns against billing quota, their lifecycle, lists and their items.
 
 Repositories flush; the request owns the transaction. The one exception is creation, which
-must know its insert committed before it confirms the reservation with billing.
+must know its insert committed before it confirms the reservation with billing:
+
+* reserve one campaign (``shared.quota``; fail closed: billing silent → 503, nothing created),
+  keyed by the id of the campaign about to be inserted, so a retried reserve reserves once;
+* insert the campaign with ``campaign.campaign.created`` and a ``campaign.confirm_reservation``
+  job in one transaction, and commit;
+* confirm (``release(used_amount=1)``): reserve already counted the campaign, the confirm keeps
+  it counted, and a second confirm answers the same again, so it may be repeated safely;
+  ``campaign.campaign.created`` is not counted again by billing;
+* if the insert failed, give the hold back at once (``release(used_amount=0)``).
+
+A reservation never settled (the API died between commit and confirm) would expire and be
+given back although the campaign exists: the job committed with the campaign repeats the
+confirm a little later (an outbox for the request/reply call; ``handlers.py``).
+
+Lists: a bulk add is deduped within the request and against the list; the list's row lock
+serialises item writes, so positions append without gaps and stats move by exactly what was
+inserted, in the same statement as the items.
 """
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import Conflict, NotFound
 from shared.events.outbox import record_event
-from shared.models import Campaign
-from shared.models.enums import CampaignStatus, Service
+from shared.models import Campaign, CreatorList
+from shared.models.enums import CampaignStatus, ListBucket, Service, UsageResource
+from shared.queries.pagination import Page
+from shared.quota import QuotaClient
 from shared.scheduler import schedule_job
 
-from . import quota
-from .repositories.campaigns import CampaignRepository
-from .schemas import CampaignCreate, CampaignUpdate
+from .errors import CampaignLimitReached, CampaignNotFound, IllegalStatusTransition, ListNotFound
+from .repository import (
+    CampaignRepository,
+    DashboardRepository,
+    JobSummary,
+    ListItemRow,
+    ListRepository,
+)
+from .schemas import (
+    CampaignCreate,
+    CampaignUpdate,
+    CreatorInput,
+    ItemChange,
+    ListCreate,
+    ListUpdate,
+)
 
 SERVICE = Service.campaign
+RESERVATION_TTL_SECONDS = 300
+CONFIRM_JOB = "campaign.confirm_reservation"
 CONFIRM_DELAY = timedelta(seconds=60)
 
 # draft → active → completed → archived, one step at a time; archived is final.
@@ -32,13 +64,24 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CampaignStatus.archived: frozenset(),
 }
 
+PROFILE_FIELDS = (
+    "platform", "external_id", "handle", "display_name", "avatar_url", "url", "followers",
+    "engagement_rate", "category", "metadata",
+)  # fmt: skip
+ITEM_FIELDS = ("platform", "external_id", "bucket", "notes", "pinned", "metrics_snapshot",
+               "custom_fields")  # fmt: skip
 
-def campaign_not_found() -> NotFound:
-    return NotFound("No such campaign.", code="campaign_not_found")
+
+def reservation_key(campaign_id: uuid.UUID) -> str:
+    """Billing's idempotency key for the reservation of the campaign about to be inserted."""
+    return f"campaign:{campaign_id}"
+
+
+# --- campaigns ---------------------------------------------------------------------------------
 
 
 async def create_campaign(
-    request: Request, session: AsyncSession, user_id: uuid.UUID, body: CampaignCreate
+    session: AsyncSession, quota: QuotaClient, user_id: uuid.UUID, body: CampaignCreate
 ) -> Campaign:
     """Reserve one campaign from billing, insert it with its event, then confirm the reservation.
 
@@ -49,9 +92,19 @@ async def create_campaign(
     # End the (read-only) transaction of the user lookup: the pooled connection goes back
     # while billing is asked, instead of idling in a transaction under a burst of creates.
     await session.commit()
-    reservation = await quota.reserve_campaign(request, user_id, campaign_id)
-    reservation_id = reservation.reservation_id
-    assert reservation_id is not None  # reserve_campaign raises otherwise
+    reply = await quota.reserve(
+        user_id,
+        UsageResource.campaigns,
+        1,
+        key=reservation_key(campaign_id),
+        ttl_seconds=RESERVATION_TTL_SECONDS,
+    )
+    if not reply.allowed or reply.reservation_id is None:
+        raise CampaignLimitReached(
+            f"You have reached your plan's campaign limit ({reply.limit}); upgrade to add more.",
+            extra={"used": reply.used, "limit": reply.limit},
+        )
+    reservation_id = reply.reservation_id
     try:
         campaign = await CampaignRepository(session).add(
             Campaign(
@@ -63,26 +116,17 @@ async def create_campaign(
                 status=CampaignStatus.draft,
             )
         )
-        await record_event(
+        await _record(
             session,
-            service=SERVICE,
-            type="campaign.campaign.created",
-            aggregate_type="campaign",
-            aggregate_id=campaign.id,
-            user_id=user_id,
-            data={
-                "campaign_id": campaign.id,
-                "user_id": user_id,
-                "name": campaign.name,
-                "status": campaign.status,
-                "search_type": campaign.search_type,
-            },
+            "campaign.campaign.created",
+            campaign,
+            {"name": campaign.name, "status": campaign.status, "search_type": campaign.search_type},
         )
-        # The durable half of the confirm (see quota): committed with the campaign or not at all.
+        # The durable half of the confirm: committed with the campaign or not at all.
         await schedule_job(
             session,
             SERVICE,
-            quota.CONFIRM_JOB,
+            CONFIRM_JOB,
             {"reservation_id": str(reservation_id), "used_amount": 1},
             run_at=datetime.now(UTC) + CONFIRM_DELAY,
             dedupe_key=f"confirm:{reservation_id}",
@@ -90,10 +134,29 @@ async def create_campaign(
         await session.commit()
     except BaseException:
         await session.rollback()
-        await quota.release(request, reservation_id, used_amount=0)
+        await quota.try_release(reservation_id, used_amount=0)
         raise
-    await quota.release(request, reservation_id, used_amount=1)
+    await quota.try_release(reservation_id, used_amount=1)
     return campaign
+
+
+async def campaign_page(
+    session: AsyncSession, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None
+) -> Page[dict[str, Any]]:
+    """The caller's live campaigns, newest first, optionally of one status, with the total."""
+    repo = CampaignRepository(session)
+    return await repo.page(user_id, page=page, page_size=page_size, status=status)
+
+
+async def campaign_detail(
+    session: AsyncSession, user_id: uuid.UUID, campaign_id: uuid.UUID
+) -> tuple[Campaign, JobSummary]:
+    """One of the caller's campaigns with its searches summarised (two statements)."""
+    repo = CampaignRepository(session)
+    campaign = await repo.get(user_id, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound()
+    return campaign, await repo.job_summary(campaign.id)
 
 
 async def update_campaign(
@@ -104,7 +167,7 @@ async def update_campaign(
     # Row lock: two concurrent transitions from the same status cannot both succeed.
     campaign = await repo.get(user_id, campaign_id, for_update=True)
     if campaign is None:
-        raise campaign_not_found()
+        raise CampaignNotFound()
     fields = body.model_dump(exclude_unset=True)
     if "status" in fields:
         new = fields["status"]
@@ -112,27 +175,18 @@ async def update_campaign(
             del fields["status"]
         elif new not in TRANSITIONS[campaign.status]:
             allowed = sorted(TRANSITIONS[campaign.status]) or ["none"]
-            raise Conflict(
-                f"A {campaign.status} campaign cannot become {new}; next: {', '.join(allowed)}.",
-                code="illegal_status_transition",
+            raise IllegalStatusTransition(
+                f"A {campaign.status} campaign cannot become {new}; next: {', '.join(allowed)}."
             )
     changes: dict[str, Any] = {k: v for k, v in fields.items() if getattr(campaign, k) != v}
     if not changes:
         return campaign
-    for key, value in changes.items():
-        setattr(campaign, key, value)
-    await session.flush()
-    await session.refresh(campaign)  # updated_at comes from the trigger
-    await record_event(
+    await repo.update(campaign, changes)
+    await _record(
         session,
-        service=SERVICE,
-        type="campaign.campaign.updated",
-        aggregate_type="campaign",
-        aggregate_id=campaign.id,
-        user_id=user_id,
-        data={
-            "campaign_id": campaign.id,
-            "user_id": user_id,
+        "campaign.campaign.updated",
+        campaign,
+        {
             "changes": {k: str(v) if v is not None else None for k, v in changes.items()},
             "status": campaign.status,
         },
@@ -146,7 +200,7 @@ async def delete_campaign(
     """Soft-delete now (gone from every read), announce it; scraping purges the jobs on the
     event and the worker's sweep removes the row once they are gone."""
     if not await CampaignRepository(session).mark_deleted(user_id, campaign_id):
-        raise campaign_not_found()
+        raise CampaignNotFound()
     await record_event(
         session,
         service=SERVICE,
@@ -156,3 +210,151 @@ async def delete_campaign(
         user_id=user_id,
         data={"campaign_id": campaign_id, "user_id": user_id},
     )
+
+
+async def sweep_deleted(session: AsyncSession, grace: timedelta) -> int:
+    """Remove campaigns whose deletion started ``grace`` ago and whose jobs scraping has purged
+    (a campaign that still has jobs is left for a later sweep); how many went."""
+    return len(await CampaignRepository(session).sweep_deleted(grace))
+
+
+async def purge_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+    """The user is being deleted: their lists go now (items cascade), their campaigns are marked
+    deleted and go once scraping has purged their jobs. Returns (lists, campaigns removed)."""
+    return await CampaignRepository(session).purge_user(user_id)
+
+
+async def _record(session: AsyncSession, type: str, campaign: Campaign, data: dict) -> None:
+    await record_event(
+        session,
+        service=SERVICE,
+        type=type,
+        aggregate_type="campaign",
+        aggregate_id=campaign.id,
+        user_id=campaign.user_id,
+        data={"campaign_id": campaign.id, "user_id": campaign.user_id, **data},
+    )
+
+
+async def dashboard(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    """The caller's overview, computed in SQL in one statement."""
+    return await DashboardRepository(session).overview(user_id)
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+
+async def owned_list(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, *, lock: bool = False
+) -> CreatorList:
+    """The caller's list (another user's is 404); ``lock`` serialises item writes to it."""
+    creator_list = await ListRepository(session).get(user_id, list_id, for_update=lock)
+    if creator_list is None:
+        raise ListNotFound()
+    return creator_list
+
+
+async def create_list(session: AsyncSession, user_id: uuid.UUID, body: ListCreate) -> CreatorList:
+    return await ListRepository(session).add(CreatorList(user_id=user_id, **body.model_dump()))
+
+
+async def list_page(
+    session: AsyncSession, user_id: uuid.UUID, *, page: int, page_size: int, archived: bool | None
+) -> Page[CreatorList]:
+    """The caller's lists, most recently changed first, with their (always current) stats."""
+    repo = ListRepository(session)
+    return await repo.page(user_id, page=page, page_size=page_size, archived=archived)
+
+
+async def list_detail(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID
+) -> tuple[CreatorList, dict[str, int]]:
+    """The caller's list and how many of its items sit in each bucket."""
+    creator_list = await owned_list(session, user_id, list_id)
+    buckets = {b.value: 0 for b in ListBucket}
+    buckets.update(await ListRepository(session).bucket_counts(list_id))
+    return creator_list, buckets
+
+
+async def update_list(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, body: ListUpdate
+) -> CreatorList:
+    creator_list = await owned_list(session, user_id, list_id, lock=True)
+    fields = body.model_dump(exclude_unset=True)
+    if fields:
+        await ListRepository(session).update(creator_list, fields)
+    return creator_list
+
+
+async def delete_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> None:
+    await ListRepository(session).delete(await owned_list(session, user_id, list_id))
+
+
+async def items_page(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    list_id: uuid.UUID,
+    *,
+    page: int,
+    page_size: int,
+    bucket: str | None,
+) -> Page[ListItemRow]:
+    """A page of the caller's list in position order with each creator (one statement)."""
+    found = await ListRepository(session).items_page(
+        user_id, list_id, page=page, page_size=page_size, bucket=bucket
+    )
+    if found is None:
+        raise ListNotFound()
+    return found
+
+
+def dedupe(creators: list[CreatorInput]) -> list[CreatorInput]:
+    """First occurrence of each (platform, external_id) wins (the request's own duplicates)."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for creator in creators:
+        key = (creator.platform.value, creator.external_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(creator)
+    return unique
+
+
+async def add_items(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, creators: list[CreatorInput]
+) -> dict[str, int]:
+    """Add creators to a list: ``{added, skipped, attempted}``; skipped = already there or
+    repeated in the request."""
+    await owned_list(session, user_id, list_id, lock=True)
+    rows = [c.model_dump(mode="json") for c in dedupe(creators)]
+    profiles = [{k: row[k] for k in PROFILE_FIELDS} for row in rows]
+    items = [{"ord": i, **{k: row[k] for k in ITEM_FIELDS}} for i, row in enumerate(rows)]
+    added = await ListRepository(session).add_items(list_id, user_id, profiles, items)
+    return {"added": added, "skipped": len(creators) - added, "attempted": len(creators)}
+
+
+async def update_items(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, changes: list[ItemChange]
+) -> dict[str, Any]:
+    """Position, bucket, notes, pinned of items of this list; unknown ids are reported back."""
+    await owned_list(session, user_id, list_id)
+    rows = []
+    for change in changes:
+        sent = change.model_dump(mode="json", exclude_unset=True)
+        row: dict[str, Any] = {"id": sent["id"]}
+        for field in ("position", "bucket", "notes", "pinned"):
+            row[f"set_{field}"] = field in sent
+            row[field] = sent.get(field)
+        rows.append(row)
+    updated = await ListRepository(session).update_items(list_id, rows)
+    wanted = list(dict.fromkeys(c.id for c in changes))
+    return {"updated": len(updated), "missing": [i for i in wanted if i not in updated]}
+
+
+async def remove_items(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, item_ids: list[uuid.UUID]
+) -> dict[str, Any]:
+    await owned_list(session, user_id, list_id, lock=True)
+    wanted = list(dict.fromkeys(item_ids))
+    removed = await ListRepository(session).remove_items(list_id, wanted)
+    return {"removed": len(removed), "missing": [i for i in wanted if i not in removed]}

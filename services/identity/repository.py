@@ -24,7 +24,6 @@ from shared.models import (
 )
 from shared.models.enums import WebhookSource, WebhookStatus
 from shared.queries.pagination import Page, paginate
-from shared.queries.users import escape_like
 
 users = User.__table__
 system_data = UserSystemData.__table__
@@ -53,6 +52,11 @@ USER_COLUMNS = (
     users.c.created_at,
 )
 DELETED_TYPE = spec_for("identity.user.deleted").type
+
+
+def escape_like(value: str, escape: str = "\\") -> str:
+    """``value`` with LIKE wildcards (and the escape character) made literal."""
+    return value.replace(escape, escape * 2).replace("%", escape + "%").replace("_", escape + "_")
 
 
 class IdentityRepository:

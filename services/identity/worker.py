@@ -1,25 +1,21 @@
-"""Identity's worker: outbox relay (automatic), billing's subscription events, purging users."""
+"""The identity worker, wiring only: which handlers, which streams, which schedules (the outbox
+relay runs in every worker)."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shared.scheduler import Job, Recurring
+from shared.scheduler import Recurring
 from shared.worker import ConsumerSpec, WorkerContext, WorkerSpec
 
-from .handlers import on_subscription_changed
-from .service import purge_deleted_users
+from . import handlers
 
 PURGE_JOB = "identity.purge_deleted_users"
-
-
-async def purge_job(session: AsyncSession, job: Job) -> dict:
-    return {"purged": await purge_deleted_users(session)}
 
 
 def build(ctx: WorkerContext) -> WorkerSpec:
     return WorkerSpec(
         consumers=[
-            ConsumerSpec("billing", {"billing.subscription.changed.v1": on_subscription_changed})
+            ConsumerSpec(
+                "billing", {"billing.subscription.changed.v1": handlers.on_subscription_changed}
+            )
         ],
-        jobs={PURGE_JOB: purge_job},
+        jobs={PURGE_JOB: handlers.purge_users},
         schedules=[Recurring("purge_deleted_users", "* * * * *", PURGE_JOB)],
     )

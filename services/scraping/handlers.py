@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events.catalogue import SearchWorkItem
-from shared.events.consumer import is_transient
 from shared.events.envelope import Envelope
+from shared.events.failures import is_transient
 from shared.scheduler import Job
 
 from .providers import Provider
@@ -26,8 +26,8 @@ def search_handler(provider: Provider):
             async with session.begin_nested():
                 outcome = await JobService(session).handle_search(item, provider)
         except Exception as exc:
-            if is_transient(exc):
-                raise  # the consumer retries the item with backoff
+            if is_transient(exc):  # database, NATS or the provider away: not the job's fault
+                raise  # the consumer retries the item with backoff, for as long as it takes
             # A bug or bad data, not a passing fault: end the job in error now rather than
             # dead-lettering the item and leaving the job to the sweeper.
             log.exception("scraping.work.failed", extra={"job_id": str(item.job_id)})

@@ -1,7 +1,15 @@
-"""Every SQL statement of the scraping service."""
+"""Every SQL statement of the scraping service: jobs, their stored creators, the results page.
+
+A job's creators sit in ``scraping_results`` batches of ≤ ``RESULT_BATCH_MAX`` addressed by
+``first_ordinal``, so a results page touches only the batches starting in
+``(offset - RESULT_BATCH_MAX, offset + limit)``, found through
+``uq_scraping_results_job_id_first_ordinal``: O(page) whatever the job's size.
+"""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -10,10 +18,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from shared.models import Campaign, ScrapingJob, ScrapingJobCreator, ScrapingResult
+from shared.models import Campaign, ScrapingJob, ScrapingJobCreator
 from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
-from shared.queries.pagination import newest_first
+from shared.queries.pagination import InvalidPage, Page, PageQuery, newest_first
+
+from .schemas import MAX_RESULTS_LIMIT
 
 LIVE = (JobStatus.pending, JobStatus.processing)
 _keys: sa.Table = ScrapingJobCreator.__table__  # type: ignore[assignment]
@@ -77,16 +87,73 @@ SELECT (SELECT count(*) FROM fresh) AS added,
     sa.bindparam("creators", type_=sa.String),
     sa.bindparam("limit", type_=sa.Integer),
 )
-_APPEND = sa.text(
+# One statement finds the caller by Clerk id, checks ownership, reads the total
+# (``processed_results``, counted from the dedupe rows whenever creators are stored) and slices
+# the page in Postgres, so only the page's creators cross the wire — as the JSON text Postgres
+# wrote, which the route sends on without parsing it. No row: no such job of this (live) user.
+_RESULTS_PAGE = sa.text(
     f"""
-WITH
-  kept AS (
-    SELECT c.creator, c.ord - 1 AS rn
-    FROM jsonb_array_elements(CAST(:creators AS jsonb)) WITH ORDINALITY AS c(creator, ord)
-  ),{_NEXT_POSITION},{_INSERT_BATCHES}
-SELECT count(*) FROM batches
+SELECT j.processed_results AS total, p.n, p.items
+FROM scraping_jobs j
+JOIN users u ON u.id = j.user_id
+CROSS JOIN LATERAL (
+  SELECT count(*) AS n, jsonb_agg(e.value ORDER BY r.first_ordinal, e.n)::text AS items
+    FROM scraping_results r
+    CROSS JOIN LATERAL jsonb_array_elements(r.creators) WITH ORDINALITY AS e(value, n)
+   WHERE r.job_id = j.id
+     AND :offset < j.processed_results
+     AND r.first_ordinal > :offset - {RESULT_BATCH_MAX}
+     AND r.first_ordinal < :offset + :limit
+     AND r.first_ordinal + e.n - 1 >= :offset
+     AND r.first_ordinal + e.n - 1 < :offset + :limit) p
+WHERE j.id = :job_id AND u.user_id = :clerk_user_id AND u.deleted_at IS NULL
 """
-).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("creators", type_=sa.String))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsPage:
+    """An offset listing: ``{items, total, offset, limit, next_offset}``."""
+
+    items_json: str  # the page's creators, a JSON array as Postgres wrote it
+    count: int
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + self.count
+        return end if self.count and end < self.total else None
+
+
+def validate_window(offset: int, limit: int) -> None:
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidPage(f"offset must be an integer >= 0, got {offset!r}.")
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_RESULTS_LIMIT:
+        raise InvalidPage(f"limit must be between 1 and {MAX_RESULTS_LIMIT}, got {limit!r}.")
+
+
+@cache
+def _listing(campaign: bool, status: bool, keyword: bool) -> PageQuery:
+    """The user's jobs page for one combination of filters, built once (values are bind
+    parameters). ``keywords @> '["…"]'`` is answered by the GIN index; ``search_params`` (the
+    runner state, the big JSONB) is not loaded, and touching it raises. The total comes from
+    the pagination helper's count subquery, never ``count(*) OVER ()``, which would read every
+    matching row before LIMIT."""
+    stmt = (
+        sa.select(ScrapingJob)
+        .options(defer(ScrapingJob.search_params, raiseload=True))
+        .where(ScrapingJob.user_id == sa.bindparam("user_id", type_=sa.Uuid))
+    )
+    if campaign:
+        stmt = stmt.where(ScrapingJob.campaign_id == sa.bindparam("campaign_id", type_=sa.Uuid))
+    if status:
+        stmt = stmt.where(ScrapingJob.status == sa.bindparam("status", type_=sa.String))
+    if keyword:
+        keywords = sa.bindparam("keywords", type_=ScrapingJob.keywords.type)
+        stmt = stmt.where(ScrapingJob.keywords.contains(keywords))
+    return PageQuery.build(stmt, order_by=newest_first(ScrapingJob))
 
 
 class JobRepository:
@@ -130,39 +197,26 @@ class JobRepository:
         stmt = stmt.execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
 
-    async def list_jobs(
+    async def page(
         self,
         user_id: uuid.UUID,
         *,
-        campaign_id: uuid.UUID | None,
-        status: str | None,
-        keyword: str | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[ScrapingJob], int]:
-        """The user's jobs, newest first; ``keyword`` uses ``keywords @> '["…"]'`` (GIN)."""
-        stmt = (
-            sa.select(ScrapingJob, sa.func.count().over().label("total"))
-            .options(defer(ScrapingJob.search_params, raiseload=True))
-            .where(ScrapingJob.user_id == user_id)
-        )
+        campaign_id: uuid.UUID | None = None,
+        status: str | None = None,
+        keyword: str | None = None,
+        page: int,
+        page_size: int,
+    ) -> Page[ScrapingJob]:
+        """The user's jobs, newest first, optionally of one campaign, status or keyword."""
+        params: dict[str, Any] = {"user_id": user_id}
         if campaign_id is not None:
-            stmt = stmt.where(ScrapingJob.campaign_id == campaign_id)
+            params["campaign_id"] = campaign_id
         if status is not None:
-            stmt = stmt.where(ScrapingJob.status == status)
+            params["status"] = status
         if keyword is not None:
-            stmt = stmt.where(ScrapingJob.keywords.contains([keyword]))
-        rows = (
-            await self.session.execute(
-                stmt.order_by(*newest_first(ScrapingJob)).limit(limit).offset(offset)
-            )
-        ).all()
-        if rows:
-            return [r[0] for r in rows], rows[0][1]
-        count = sa.select(sa.func.count()).select_from(
-            stmt.with_only_columns(ScrapingJob.id).subquery()
-        )
-        return [], (await self.session.scalar(count)) or 0
+            params["keywords"] = [keyword]
+        query = _listing(campaign_id is not None, status is not None, keyword is not None)
+        return await query.run(self.session, params, page=page, page_size=page_size)
 
     async def overdue(self, now: datetime, limit: int) -> list[uuid.UUID]:
         """Live jobs past their deadline (partial index ``ix_scraping_jobs_timeout_at_live``)."""
@@ -237,34 +291,21 @@ class JobRepository:
         ).one()
         return int(row.added), int(row.stored)
 
-    async def add_batches(self, job_id: uuid.UUID, creators: list[dict[str, Any]]) -> None:
-        """Append creators as bounded batch rows without dedupe keys (tests and fixtures)."""
-        if creators:
-            await self.session.execute(
-                _APPEND,
-                {"job_id": job_id, "creators": orjson.dumps(creators).decode()},
-            )
-
-    async def result_page(self, job_id: uuid.UUID, offset: int, limit: int) -> list[dict[str, Any]]:
-        """Creators ``[offset, offset + limit)`` in stored order, reading only overlapping batches.
-
-        A batch holds at most RESULT_BATCH_MAX creators, so every batch overlapping the window
-        starts in ``(offset - RESULT_BATCH_MAX, offset + limit)``: a range scan on the
-        ``(job_id, first_ordinal)`` unique index. Cost follows the page, never the job.
-        """
-        rows = (
-            await self.session.execute(
-                sa.select(ScrapingResult.first_ordinal, ScrapingResult.creators)
-                .where(
-                    ScrapingResult.job_id == job_id,
-                    ScrapingResult.first_ordinal > offset - RESULT_BATCH_MAX,
-                    ScrapingResult.first_ordinal < offset + limit,
-                )
-                .order_by(ScrapingResult.first_ordinal)
-            )
-        ).all()
-        items: list[dict[str, Any]] = []
-        for first, creators in rows:
-            lo, hi = max(0, offset - first), min(len(creators), offset + limit - first)
-            items.extend(creators[lo:hi])
-        return items
+    async def results_page(
+        self, clerk_user_id: str, job_id: uuid.UUID, *, offset: int, limit: int
+    ) -> ResultsPage | None:
+        """Creators ``[offset, offset + limit)`` of the caller's job in stored order (one
+        statement, caller resolved by Clerk id inside it), or None when the job does not exist
+        or is another user's."""
+        validate_window(offset, limit)
+        params = {
+            "job_id": job_id,
+            "clerk_user_id": clerk_user_id,
+            "offset": offset,
+            "limit": limit,
+        }
+        row = (await self.session.execute(_RESULTS_PAGE, params)).first()
+        if row is None:
+            return None
+        total, count, items = row
+        return ResultsPage(items or "[]", count, total, offset, limit)

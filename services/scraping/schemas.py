@@ -11,6 +11,7 @@ from shared.models import ScrapingJob
 from shared.models.enums import JobStatus, Platform, SearchType
 
 MAX_KEYWORDS = 50
+MAX_RESULTS_LIMIT = 500  # creators per results page
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _REGION = re.compile(r"^[A-Za-z]{2}$")
 

@@ -5,16 +5,16 @@ transaction as the rows and events it implies, so status, counts and events neve
 ``processed_results`` is written from ``COUNT(*)`` of the job's dedupe keys in the transaction
 that stored them (no counter that can drift, reference §9).
 
-Quota settlement (decided with billing, see ``services/billing/worker.py``): POST /jobs reserves
-``target_results`` creators over ``billing.usage.reserve``; every terminal state emits
+Quota settlement (decided with billing, see ``services/billing/handlers.py``): creating a job
+reserves ``target_results`` creators (``shared.quota``); every terminal state emits
 ``scraping.job.<state>.v1`` carrying ``reservation_id`` and ``processed_results`` through the
 outbox, and billing's consumer settles the reservation from that event (what was stored stays
 counted, the rest is given back). That is the ONE settlement path: scraping never calls
 ``billing.usage.release`` for a job that exists, so nothing is settled twice. The event is
 written in the terminal transaction and waits in JetStream while billing is down, so a billing
 outage delays settlement but never strands quota; billing's expiry sweeps anything else.
-The only direct ``release`` is the API's compensation when a reservation was taken but the job
-could not be created (there is no job, hence no event).
+The only direct ``release`` is :meth:`JobService.create`'s compensation when a reservation was
+taken but the job could not be inserted (there is no job, hence no event).
 """
 
 import logging
@@ -27,15 +27,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import Conflict, NotFound
 from shared.events.catalogue import JobCreated, JobEnded, JobProgressed, SearchWorkItem
 from shared.events.outbox import record_event
 from shared.models import ScrapingJob
-from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, Service
+from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, Service, UsageResource
+from shared.queries.pagination import Page
+from shared.quota import QuotaClient
 
 from .creators import Creator
+from .errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
 from .providers import Provider, ProviderError, SearchPage, SearchQuery
-from .repository import JobRepository
+from .repository import JobRepository, ResultsPage
 from .schemas import JobCreate
 
 log = logging.getLogger("scout.scraping")
@@ -74,6 +76,42 @@ class JobService:
     # --- create --------------------------------------------------------------------------
 
     async def create(
+        self, quota: QuotaClient, *, user_id: uuid.UUID, body: JobCreate, provider: str
+    ) -> ScrapingJob:
+        """Reserve ``target_results`` creators from billing, then insert the job (403
+        ``creators_limit_reached``, 503 when billing cannot be asked: fail closed)."""
+        if not await self.repo.owns_campaign(user_id, body.campaign_id):
+            raise CampaignNotFound()
+        job_id = uuid.uuid4()
+        reply = await quota.reserve(
+            user_id,
+            UsageResource.creators,
+            body.target_results,
+            key=f"scraping-job:{job_id}",
+            ttl_seconds=int(RESERVATION_TTL.total_seconds()),
+        )
+        if not reply.allowed or reply.reservation_id is None:
+            remaining = max(0, reply.limit - reply.used)
+            raise CreatorsLimitReached(
+                f"This search needs {body.target_results} creators but only {remaining} remain "
+                "this month on your plan.",
+                extra={"used": reply.used, "limit": reply.limit, "requested": body.target_results},
+            )
+        try:
+            return await self.insert(
+                job_id=job_id,
+                user_id=user_id,
+                body=body,
+                reservation_id=reply.reservation_id,
+                provider=provider,
+            )
+        except Exception:
+            # No job, so no terminal event will ever settle the hold: give it back now
+            # (best effort; billing expires it otherwise).
+            await quota.try_release(reply.reservation_id, used_amount=0)
+            raise
+
+    async def insert(
         self,
         *,
         job_id: uuid.UUID,
@@ -236,6 +274,38 @@ class JobService:
         ratio = Decimal(job.processed_results * 100) / Decimal(job.target_results)
         return min(Decimal(100), ratio.quantize(Decimal("0.01")))
 
+    # --- reads ---------------------------------------------------------------------------
+
+    async def page(
+        self,
+        user_id: uuid.UUID,
+        *,
+        campaign_id: uuid.UUID | None,
+        status: str | None,
+        keyword: str | None,
+        page: int,
+        page_size: int,
+    ) -> Page[ScrapingJob]:
+        return await self.repo.page(
+            user_id, campaign_id=campaign_id, status=status, keyword=keyword,
+            page=page, page_size=page_size,
+        )  # fmt: skip
+
+    async def job(self, user_id: uuid.UUID, job_id: uuid.UUID) -> ScrapingJob:
+        job = await self.repo.get(job_id, user_id=user_id)
+        if job is None:
+            raise JobNotFound()
+        return job
+
+    async def results(
+        self, clerk_user_id: str, job_id: uuid.UUID, *, offset: int, limit: int
+    ) -> ResultsPage:
+        """A page of the job's creators; the caller is resolved inside the page's statement."""
+        page = await self.repo.results_page(clerk_user_id, job_id, offset=offset, limit=limit)
+        if page is None:
+            raise JobNotFound()
+        return page
+
     # --- terminal states -----------------------------------------------------------------
 
     async def finish(
@@ -282,11 +352,11 @@ class JobService:
     async def cancel(self, user_id: uuid.UUID, job_id: uuid.UUID) -> ScrapingJob:
         job = await self.repo.lock(job_id, user_id=user_id)
         if job is None:
-            raise NotFound("Job not found.")
+            raise JobNotFound()
         if job.status == JobStatus.cancelled:
             return job  # cancelling twice is a no-op
         if job.status in TERMINAL_JOB_STATUSES:
-            raise Conflict(f"The job already ended ({job.status}).", code="job_already_ended")
+            raise JobAlreadyEnded(f"The job already ended ({job.status}).")
         await self.finish(job, JobStatus.cancelled)
         return job
 

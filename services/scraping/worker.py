@@ -18,7 +18,7 @@ from .providers import Provider, make_provider
 SCHEDULES = [Recurring("timeout-sweeper", "* * * * *", "scraping.sweep_timeouts", priority=10)]
 # A page is one provider call (with its retries): well inside ack_wait, and the consumer's
 # keep-alive covers a slow one.
-SEARCH_OPTIONS: dict[str, Any] = {"ack_wait": 60.0, "max_deliver": 5, "batch": 8}
+SEARCH_OPTIONS: dict[str, Any] = {"ack_wait": 60.0, "batch": 8}
 
 
 def build(

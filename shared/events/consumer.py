@@ -2,8 +2,18 @@
 
 Each message is handled in ONE database transaction together with its inbox row
 (``INSERT … ON CONFLICT (consumer, event_id) DO NOTHING``), and acked only after that commits.
-Transient failures are nak'ed with exponential backoff; anything else, or a message out of
-deliveries, goes to the dead-letter store. Any number of worker processes may share a durable.
+Any number of worker processes may share a durable.
+
+What happens when a handler fails is decided by :mod:`shared.events.failures`:
+- transient (a dependency away or busy): nak'ed with exponential backoff capped at
+  ``retry_max`` (``EVENTS_RETRY_MAX_SECONDS``) and retried for as long as it takes; never an
+  attempt, never dead-lettered. If the database is what is away, the process's health gate
+  closes and the consumer stops fetching until a probe gets an answer.
+- permanent: counted in ``event_attempts`` (its own transaction, so it survives a restart) and
+  retried with backoff; the ``max_attempts``-th failure goes to the dead-letter store.
+- undecodable or invalid: dead-lettered at once.
+JetStream's delivery limit is off (``max_deliver=-1``, see ``shared.events.durables``): Scout
+alone decides when to give up.
 """
 
 import asyncio
@@ -12,29 +22,32 @@ import logging
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-import nats.errors
-import psycopg
 import sqlalchemy as sa
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BadRequestError
+from nats.js.api import ConsumerConfig
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.context import bound
-from shared.errors import DependencyUnavailable
-from shared.models.platform import InboxEntry
+from shared.models.messaging import EventAttempt, InboxEntry
 
 from .catalogue import CATALOGUE
 from .dead_letters import record_dead_letter
-from .envelope import Envelope, prefixed, stream_name, unprefixed
+from .durables import durable_config, ensure_durable, filter_subject
+from .envelope import Envelope, stream_name, unprefixed
+from .failures import TransientError, is_transient, retry_after
+from .health import DatabaseHealth
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Consumer", "Handler", "TransientError", "is_transient"]
+
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 inbox: sa.Table = InboxEntry.__table__  # type: ignore[assignment]
+attempts: sa.Table = EventAttempt.__table__  # type: ignore[assignment]
 # Built once: it runs for every message.
 _CLAIM_INBOX = (
     pg_insert(inbox)
@@ -42,35 +55,23 @@ _CLAIM_INBOX = (
     .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
     .returning(inbox.c.id)
 )
-
-
-class TransientError(Exception):
-    """Raise from a handler to say "try again later" (a peer is down, a lock timed out)."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth a retry: our own TransientError, lost connections, timeouts, lock conflicts."""
-    if isinstance(exc, TransientError | DependencyUnavailable | TimeoutError | ConnectionError):
-        return True
-    if isinstance(exc, sa.exc.TimeoutError | sa.exc.InterfaceError):  # pool exhausted, conn gone
-        return True
-    if isinstance(exc, sa.exc.DBAPIError):
-        # OperationalError covers lost connections, deadlocks, serialization failures, timeouts.
-        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
-    return isinstance(exc, psycopg.OperationalError)
-
-
-def _filter_subject(subjects: list[str], prefix: str) -> str | None:
-    """One filter for a set of subjects (NATS 2.9 has no multi-filter): their common tokens."""
-    if len(subjects) == 1:
-        return prefixed(subjects[0], prefix)
-    tokens = [s.split(".") for s in subjects]
-    common = []
-    for group in zip(*tokens, strict=False):
-        if len(set(group)) != 1:
-            break
-        common.append(group[0])
-    return prefixed(".".join([*common, ">"]), prefix) if common else None
+_COUNT_ATTEMPT = (
+    pg_insert(attempts)
+    .values({c: sa.bindparam(c) for c in ("service", "consumer", "event_id", "last_error")})
+    .on_conflict_do_update(
+        index_elements=["consumer", "event_id"],
+        set_={
+            "attempts": attempts.c.attempts + 1,
+            "last_error": sa.bindparam("last_error"),
+        },
+    )
+    .returning(attempts.c.attempts)
+)
+_CLEAR_ATTEMPTS = attempts.delete().where(
+    attempts.c.consumer == sa.bindparam("consumer"), attempts.c.event_id == sa.bindparam("event_id")
+)
+# A message fetched just as the database went away waits this long before it is offered again.
+_GATE_CLOSED_DELAY = 1.0
 
 
 class Consumer:
@@ -85,12 +86,13 @@ class Consumer:
         name: str,
         handlers: Mapping[str, Handler],
         prefix: str = "",
-        max_deliver: int = 5,
+        max_attempts: int = 5,
         ack_wait: float = 30.0,
         retry_base: float = 1.0,
-        retry_max: float = 60.0,
+        retry_max: float = 30.0,
         batch: int = 10,
         fetch_timeout: float = 1.0,
+        health: DatabaseHealth | None = None,
     ) -> None:
         unknown = [s for s in handlers if s not in CATALOGUE]
         if unknown:
@@ -102,54 +104,52 @@ class Consumer:
         self.handlers = dict(handlers)
         self.durable = f"{service}_{name}".replace(".", "_")
         self.stream = stream_name(streams.pop(), prefix)
-        self.max_deliver, self.ack_wait = max_deliver, ack_wait
+        self.max_attempts, self.ack_wait = max_attempts, ack_wait
         self.retry_base, self.retry_max = retry_base, retry_max
         self.batch, self.fetch_timeout = batch, fetch_timeout
+        self.health = health or DatabaseHealth(engine, name=self.durable)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._filter = _filter_subject(sorted(handlers), prefix)
+        self._filter = filter_subject(sorted(handlers), prefix)
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
 
+    def config(self, **overrides: Any) -> ConsumerConfig:
+        return durable_config(self.durable, self._filter, self.ack_wait, **overrides)
+
     async def ensure(self) -> None:
         """Create or update the durable (idempotent: every worker process calls it at start)."""
-        config = ConsumerConfig(
-            name=self.durable,
-            durable_name=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait,
-            # Two spare deliveries: if a worker dies during the last attempt, the next
-            # delivery still finds the message exhausted and dead-letters it instead of
-            # JetStream silently giving up on it.
-            max_deliver=self.max_deliver + 2,
-            filter_subject=self._filter,
-        )
-        try:
-            await self.js.add_consumer(self.stream, config)
-        except BadRequestError as exc:  # a change the server will not apply in place: say so
-            log.warning(
-                "events.consumer.config_differs", extra={"durable": self.durable, "error": str(exc)}
-            )
+        await ensure_durable(self.js, self.stream, self.config)
         self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
 
     async def run(self) -> None:
-        """Fetch and handle messages until :meth:`stop`; NATS outages are waited out."""
+        """Fetch and handle messages until :meth:`stop`; outages of NATS or Postgres are waited
+        out without fetching (nothing is delivered only to fail)."""
         failures = 0
         while not self._stopping.is_set():
+            if not await self.health.wait(self._stopping):
+                break
+            if not _connected(self.js):
+                await self._pause(0.2)
+                continue
             try:
                 msgs = await self.fetch()
                 failures = 0
             except TimeoutError:
                 continue
-            except nats.errors.Error as exc:
+            except Exception as exc:  # NATS trouble (or a stream being recreated)
                 failures += 1
+                delay = min(self.retry_max, 0.1 * 2**failures)
                 log.warning("events.consumer.fetch_failed", extra={"error": repr(exc)})
-                await asyncio.sleep(min(self.retry_max, 0.1 * 2**failures))
+                await self._pause(delay)
                 continue
             await asyncio.gather(*(self.process(msg) for msg in msgs))
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def fetch(self, n: int | None = None, wait: float | None = None) -> list[Msg]:
         """Pull up to ``n`` messages (raises TimeoutError when none arrive within ``wait`` s)."""
@@ -159,7 +159,8 @@ class Consumer:
         return await self._sub.fetch(n or self.batch, timeout=wait or self.fetch_timeout)
 
     async def process(self, msg: Msg) -> None:
-        """Handle one delivery: apply once, then ack; nak transient failures; dead-letter the rest."""
+        """Handle one delivery: apply once then ack; retry transient failures without counting
+        them; count permanent ones and dead-letter at ``max_attempts``."""
         deliveries = msg.metadata.num_delivered
         subject = unprefixed(msg.subject, self.prefix)
         handler = self.handlers.get(subject)
@@ -175,36 +176,25 @@ class Consumer:
         except Exception as exc:
             await self._dead_letter(msg, envelope, f"invalid message: {exc}", deliveries)
             return
-        if deliveries > self.max_deliver:
-            await self._dead_letter(msg, envelope, "deliveries exhausted", deliveries)
+        if not self.health.healthy:  # fetched just before the gate closed: not an attempt
+            await self._settle(msg.nak(delay=_GATE_CLOSED_DELAY))
             return
         keep_alive = asyncio.create_task(self._keep_alive(msg))
         try:
             with bound(envelope.correlation_id, str(envelope.id)):
-                await self._apply(envelope, handler)
+                await self._apply(envelope, handler, retried=deliveries > 1)
         except Exception as exc:
-            if is_transient(exc) and deliveries < self.max_deliver:
-                delay = min(self.retry_max, self.retry_base * 2 ** (deliveries - 1))
-                log.warning(
-                    "events.consumer.retry",
-                    extra={
-                        "durable": self.durable,
-                        "event_id": str(envelope.id),
-                        "error": repr(exc),
-                        "delay_s": delay,
-                    },
-                )
-                await self._settle(msg.nak(delay=delay))
+            if is_transient(exc):
+                await self._retry_later(msg, envelope, exc, deliveries)
             else:
-                error = "".join(traceback.format_exception(exc, limit=8))
-                await self._dead_letter(msg, envelope, error, deliveries)
+                await self._failed(msg, envelope, exc, deliveries)
             return
         finally:
             keep_alive.cancel()
         # After commit. If this ack is lost the message comes back and the inbox skips it.
         await self._settle(msg.ack())
 
-    async def _apply(self, envelope: Envelope, handler: Handler) -> bool:
+    async def _apply(self, envelope: Envelope, handler: Handler, *, retried: bool) -> bool:
         """The inbox row and the handler's effects in one transaction; False if already applied."""
         async with self._sessions() as session, session.begin():
             # Race: the same event delivered twice at once (redelivery after ack_wait, a relay
@@ -223,10 +213,78 @@ class Consumer:
             if claimed.first() is None:
                 return False
             await handler(session, envelope)
+            if retried:  # an earlier delivery may have counted a failed attempt: forget it
+                await session.execute(
+                    _CLEAR_ATTEMPTS, {"consumer": self.durable, "event_id": str(envelope.id)}
+                )
         return True
 
+    def _backoff(self, n: int) -> float:
+        return min(self.retry_max, self.retry_base * 2 ** max(0, n - 1))
+
+    async def _retry_later(
+        self, msg: Msg, envelope: Envelope, exc: BaseException, deliveries: int
+    ) -> None:
+        """A dependency is away: offer the message again later, for as long as it takes."""
+        gate_closed = self.health.report(exc)
+        delay = self._backoff(deliveries)
+        if (asked := retry_after(exc)) is not None:
+            delay = min(self.retry_max, max(delay, asked))
+        log.warning(
+            "events.consumer.retry",
+            extra={
+                "durable": self.durable,
+                "event_id": str(envelope.id),
+                "error": repr(exc)[:500],
+                "delay_s": delay,
+                "database_down": gate_closed,
+            },
+        )
+        await self._settle(msg.nak(delay=delay))
+
+    async def _failed(
+        self, msg: Msg, envelope: Envelope, exc: BaseException, deliveries: int
+    ) -> None:
+        """A permanent failure: count it durably; dead-letter it at ``max_attempts``."""
+        error = "".join(traceback.format_exception(exc, limit=8))
+        try:
+            async with self.engine.begin() as conn:
+                attempt = await conn.scalar(
+                    _COUNT_ATTEMPT,
+                    {
+                        "service": self.service,
+                        "consumer": self.durable,
+                        "event_id": str(envelope.id),
+                        "last_error": error[:10_000],
+                    },
+                )
+        except Exception as write_error:  # cannot even count it: the database is away
+            await self._retry_later(msg, envelope, write_error, deliveries)
+            return
+        if attempt >= self.max_attempts:
+            await self._dead_letter(msg, envelope, error, deliveries, attempts=attempt)
+            return
+        delay = self._backoff(attempt)
+        log.warning(
+            "events.consumer.attempt_failed",
+            extra={
+                "durable": self.durable,
+                "event_id": str(envelope.id),
+                "attempt": attempt,
+                "error": repr(exc)[:500],
+                "delay_s": delay,
+            },
+        )
+        await self._settle(msg.nak(delay=delay))
+
     async def _dead_letter(
-        self, msg: Msg, envelope: Envelope | None, error: str, deliveries: int
+        self,
+        msg: Msg,
+        envelope: Envelope | None,
+        error: str,
+        deliveries: int,
+        *,
+        attempts: int = 1,
     ) -> None:
         try:
             await record_dead_letter(
@@ -239,14 +297,25 @@ class Consumer:
                 payload=msg.data,
                 headers=dict(msg.headers or {}),
                 error=error,
-                deliveries=deliveries,
+                deliveries=attempts,
             )
         except Exception as exc:  # the store is down: keep the message, try again later
-            log.warning("events.consumer.dead_letter_failed", extra={"error": repr(exc)})
-            await self._settle(msg.nak(delay=self.retry_max))
+            self.health.report(exc)
+            delay = self._backoff(deliveries)
+            log.warning(
+                "events.consumer.dead_letter_failed",
+                extra={"durable": self.durable, "error": repr(exc)[:500], "delay_s": delay},
+            )
+            await self._settle(msg.nak(delay=delay))
             return
         log.error(
-            "events.consumer.dead_lettered", extra={"durable": self.durable, "error": error[:500]}
+            "events.consumer.dead_lettered",
+            extra={
+                "durable": self.durable,
+                "deliveries": deliveries,
+                "attempts": attempts,
+                "error": error[:500],
+            },
         )
         await self._settle(msg.term())
 
@@ -263,3 +332,9 @@ class Consumer:
             await action
         except Exception as exc:  # connection gone: the message is redelivered, inbox dedupes
             log.warning("events.consumer.settle_failed", extra={"error": repr(exc)})
+
+
+def _connected(js: JetStreamContext) -> bool:
+    """Whether the NATS connection behind ``js`` is up (no request is sent while it is not)."""
+    nc = getattr(js, "_nc", None)
+    return nc is None or bool(nc.is_connected)

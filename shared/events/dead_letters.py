@@ -14,10 +14,11 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.models.enums import DeadLetterStatus
-from shared.models.platform import DeadLetter
+from shared.models.messaging import DeadLetter, EventAttempt
 
 dead_letters: sa.Table = DeadLetter.__table__  # type: ignore[assignment]
 _d = dead_letters.c
+event_attempts: sa.Table = EventAttempt.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,22 @@ async def record_dead_letter(
     error: str,
     deliveries: int,
 ) -> uuid.UUID | None:
-    """Store a message given up on; ``None`` when it is already stored and pending."""
+    """Store a message given up on; ``None`` when it is already stored and pending.
+
+    The consumer's attempt count for the event goes in the same transaction: a replay of the
+    dead letter starts from zero attempts.
+    """
     async with engine.begin() as conn:
         if event_id is not None:
             # Race: a redelivery of the same message (the term was lost) failing at the same
             # time on another worker. The lock serialises the two so only one row is written.
             await conn.execute(
                 sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(consumer + event_id)))
+            )
+            await conn.execute(
+                event_attempts.delete().where(
+                    event_attempts.c.consumer == consumer, event_attempts.c.event_id == event_id
+                )
             )
             exists = await conn.scalar(
                 sa.select(_d.id).where(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.context import current_causation_id, current_correlation_id
 from shared.models.enums import Service
-from shared.models.platform import Event
+from shared.models.messaging import Event
 
 from .catalogue import Payload, spec_for
 

@@ -2,13 +2,15 @@
 
 Delivery is at least once from here (Nats-Msg-Id = event id lets JetStream drop a re-publish
 inside its duplicate window) and exactly once in effect at the consumer (the inbox drops the rest).
+Outages are waited out, never given up on: while NATS is disconnected the relay does not touch
+the database, while the database is unreachable it waits on the process's health gate, and
+other failures are retried with backoff capped at ``max_backoff`` (``EVENTS_RETRY_MAX_SECONDS``).
+Published rows are pruned by the retention jobs (``shared.retention``), not here.
 """
 
 import asyncio
 import contextlib
 import logging
-import time
-from datetime import timedelta
 
 import psycopg
 import sqlalchemy as sa
@@ -20,13 +22,13 @@ from shared.db import libpq_url
 
 from .catalogue import CATALOGUE
 from .envelope import envelope_json, event_subject, prefixed, stream_name
+from .health import DatabaseHealth
 from .outbox import NOTIFY_CHANNEL, events_table
 
 log = logging.getLogger(__name__)
 
 # First key of the per-service advisory lock (the second is hashtext(service)).
 _LOCK_NAMESPACE = 0x5C0_0B0C
-_PRUNE_CHUNK = 5000
 _t = events_table.c
 # Labelled as envelope_json's keyword arguments, so a claimed row serialises in one call.
 _ENVELOPE_COLUMNS = (
@@ -60,10 +62,9 @@ class Relay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         ack_timeout: float = 5.0,
-        max_backoff: float = 10.0,
-        retention: timedelta = timedelta(days=30),
-        prune_every: float = 3600.0,
+        max_backoff: float = 30.0,
         listen: bool = True,
+        health: DatabaseHealth | None = None,
     ) -> None:
         self.engine, self.js, self.service, self.prefix = engine, js, service, prefix
         self.batch_size, self.poll_interval, self.ack_timeout = (
@@ -71,10 +72,13 @@ class Relay:
             poll_interval,
             ack_timeout,
         )
-        self.max_backoff, self.retention, self.prune_every = max_backoff, retention, prune_every
-        self.listen = listen
+        self.max_backoff, self.listen = max_backoff, listen
+        self.health = health or DatabaseHealth(engine, name=f"{service}-relay")
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # What the loop is doing, for tests and debugging: passes made, whether it is idle
+        # (waiting for NOTIFY or the poll), whether LISTEN is active.
+        self.cycles, self.idle, self.listening = 0, False, False
         self._subjects = {
             subject: (prefixed(subject, prefix), stream_name(spec.stream, prefix))
             for subject, spec in CATALOGUE.items()
@@ -174,41 +178,28 @@ class Relay:
             total += n
         return total
 
-    async def prune(self) -> int:
-        """Delete this service's rows published longer ago than ``retention``, in small chunks."""
-        cutoff = sa.func.now() - self.retention
-        victims = (
-            sa.select(_t.id)
-            .where(_t.service == self.service, _t.published_at < cutoff)
-            .limit(_PRUNE_CHUNK)
-            .with_for_update(skip_locked=True)  # two relays pruning never wait on each other
-        )
-        total = 0
-        while True:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(events_table.delete().where(_t.id.in_(victims)))
-            total += result.rowcount
-            if result.rowcount < _PRUNE_CHUNK:
-                return total
-
     # the loop ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Publish until :meth:`stop`: woken by NOTIFY, polling as a fallback, backing off on errors."""
         listener = asyncio.create_task(self._listen()) if self.listen else None
         failures = 0
-        next_prune = time.monotonic() + self.prune_every
         try:
             while not self._stopping.is_set():
+                self.cycles += 1
+                if not await self.health.wait(self._stopping):
+                    break
+                if not self._nats_connected():  # nothing could be published: leave rows be
+                    await self._sleep(0.2, wakeable=False)
+                    continue
                 # Cleared before the claim, so a NOTIFY arriving during the batch is not lost.
                 self._wake.clear()
                 try:
                     published = await self.publish_batch()
                     failures = 0
-                    if time.monotonic() >= next_prune:
-                        next_prune = time.monotonic() + self.prune_every
-                        await self.prune()
-                except Exception as exc:  # NATS or Postgres down: rows stay, we retry
+                except Exception as exc:  # rows stay unpublished; they go out on a later try
+                    if self.health.report(exc):
+                        continue  # the database is away: wait on the gate, not on a timer
                     failures += 1
                     delay = min(self.max_backoff, 0.05 * 2**failures)
                     log.warning(
@@ -218,7 +209,9 @@ class Relay:
                     await self._sleep(delay, wakeable=False)
                     continue
                 if not published:
+                    self.idle = True
                     await self._sleep(self.poll_interval, wakeable=True)
+                    self.idle = False
         finally:
             if listener:
                 listener.cancel()
@@ -233,16 +226,26 @@ class Relay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter.wait(), timeout=seconds)
 
+    def _nats_connected(self) -> bool:
+        nc = getattr(self.js, "_nc", None)
+        return nc is None or bool(nc.is_connected)
+
     async def _listen(self) -> None:
         dsn = libpq_url(self.engine.url.render_as_string(hide_password=False))
         while not self._stopping.is_set():
+            await self.health.wait(self._stopping)
             try:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    dsn, autocommit=True, connect_timeout=5
+                ) as conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._wake.set()  # rows committed while nobody listened
+                    self.listening = True
                     async for note in conn.notifies():
                         if note.payload == self.service:
                             self._wake.set()
             except Exception as exc:  # polling covers the gap until LISTEN is back
+                self.listening = False
+                self.health.report(exc)
                 log.warning("events.relay.listen_failed", extra={"error": repr(exc)})
                 await self._sleep(1.0, wakeable=False)

@@ -22,6 +22,7 @@ from shared.errors import DependencyUnavailable, ScoutError
 
 from .catalogue import RPC
 from .envelope import prefixed
+from .failures import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ async def request(
 ) -> Any:
     """Ask ``subject`` and return the reply (the catalogue's reply model when it has one).
 
-    Raises :class:`DependencyUnavailable` when nobody serves the subject or it does not answer
-    within ``timeout``, and :class:`RemoteError` when the server answers with an error.
+    Raises :class:`DependencyUnavailable` when nobody serves the subject, it does not answer
+    within ``timeout`` or it answers with a 5xx error (it is up but cannot serve), and
+    :class:`RemoteError` when it answers with a 4xx error (a limit, a bad request).
     """
     spec = RPC.get(subject)
     if spec is not None and not isinstance(payload, spec.request):
@@ -73,6 +75,8 @@ async def request(
         raise DependencyUnavailable(f"cannot ask {subject}: {exc}") from None
     reply = orjson.loads(msg.data)
     if error := reply.get("error"):
+        if error["status"] >= 500:  # the peer answered but could not serve: as closed as silence
+            raise DependencyUnavailable(f"{subject}: {error['detail']}")
         raise RemoteError(error["detail"], code=error["code"], status_code=error["status"])
     return spec.reply.model_validate(reply["data"]) if spec else reply["data"]
 
@@ -93,26 +97,33 @@ async def serve(
 
     async def answer(msg: Msg) -> None:
         async with limit:
-            try:
-                data = orjson.loads(msg.data)["data"]
-                if spec is not None:
-                    data = spec.request.model_validate(data)
-                with bound((msg.headers or {}).get(CORRELATION_HEADER)):
-                    result = await handler(data)
-                if isinstance(result, BaseModel):
-                    result = result.model_dump(mode="json")
-                reply: dict[str, Any] = {"data": result}
-            except ScoutError as exc:
-                reply = _error(exc.code, exc.detail, exc.status_code)
-            except (ValidationError, orjson.JSONDecodeError, KeyError) as exc:
-                reply = _error("validation_error", f"bad {subject} request: {exc}", 422)
-            except Exception:
-                log.exception("rpc.handler_failed", extra={"subject": subject})
-                reply = _error("internal_error", f"{subject} failed", 500)
+            reply = await _reply(msg)
             try:
                 await msg.respond(orjson.dumps(reply))
             except nats.errors.Error as exc:  # the asker is gone; it already timed out
                 log.warning("rpc.reply_failed", extra={"subject": subject, "error": repr(exc)})
+
+    async def _reply(msg: Msg) -> dict[str, Any]:
+        try:  # a question that does not parse is the asker's fault (and only that is 422)
+            data = orjson.loads(msg.data)["data"]
+            if spec is not None:
+                data = spec.request.model_validate(data)
+        except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            return _error("validation_error", f"bad {subject} request: {exc}", 422)
+        try:
+            with bound((msg.headers or {}).get(CORRELATION_HEADER)):
+                result = await handler(data)
+        except ScoutError as exc:
+            return _error(exc.code, exc.detail, exc.status_code)
+        except Exception as exc:
+            if is_transient(exc):  # e.g. our database is away: ask again later
+                log.warning(
+                    "rpc.dependency_unavailable", extra={"subject": subject, "error": repr(exc)}
+                )
+                return _error("dependency_unavailable", f"{subject}: try again later", 503)
+            log.exception("rpc.handler_failed", extra={"subject": subject})
+            return _error("internal_error", f"{subject} failed", 500)
+        return {"data": result.model_dump(mode="json") if isinstance(result, BaseModel) else result}
 
     async def on_request(msg: Msg) -> None:
         # nats-py runs a subscription's callbacks one at a time: hand each to its own task.

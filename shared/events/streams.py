@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # Nats-Msg-Id dedupe horizon: a relay that dies between publish and commit re-publishes within it.
 DUPLICATE_WINDOW_S = 120.0
+# How long an event stream keeps a fact for late consumers (NATS_STREAM_MAX_AGE_DAYS). Every
+# consumer's inbox keeps an applied event id at least as long (RETENTION_INBOX_DAYS), so any
+# event the stream can still deliver is recognised as applied; settings refuse the opposite.
 EVENT_MAX_AGE_S = 7 * 24 * 3600.0
 
 
@@ -32,16 +35,22 @@ class StreamSpec:
     subjects: tuple[str, ...]  # unprefixed filters
     work_queue: bool = False
 
-    def config(self, prefix: str, replicas: int = 1) -> StreamConfig:
+    def config(
+        self, prefix: str, replicas: int = 1, max_age: float = EVENT_MAX_AGE_S
+    ) -> StreamConfig:
+        # Facts are kept ``max_age`` seconds for late consumers; work items stay until a worker
+        # acks them (a work item's effect is in the inbox before its ack, and a lost ack is
+        # redelivered within ack_wait, far inside any inbox retention).
+        age = 0 if self.work_queue else max_age
         return StreamConfig(
             name=stream_name(self.name, prefix),
             subjects=[prefixed(s, prefix) for s in self.subjects],
             retention=RetentionPolicy.WORK_QUEUE if self.work_queue else RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             num_replicas=replicas,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            # Facts are kept a week for late consumers; work items stay until a worker acks them.
-            max_age=0 if self.work_queue else EVENT_MAX_AGE_S,
+            # JetStream refuses a duplicate window longer than the stream's max age.
+            duplicate_window=min(DUPLICATE_WINDOW_S, age) if age else DUPLICATE_WINDOW_S,
+            max_age=age,
         )
 
 
@@ -68,11 +77,17 @@ def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:
     )
 
 
-async def ensure_streams(js: JetStreamContext, prefix: str, *, replicas: int = 1) -> list[str]:
-    """Create or update every Scout stream under ``prefix``; safe to run in every worker at once."""
+async def ensure_streams(
+    js: JetStreamContext, prefix: str, *, replicas: int = 1, max_age: float = EVENT_MAX_AGE_S
+) -> list[str]:
+    """Create or update every Scout stream under ``prefix``; safe to run in every worker at once.
+
+    An existing stream whose subjects, duplicate window, max age or replicas differ is updated
+    in place (a shorter max age drops the events older than it).
+    """
     names = []
     for spec in STREAMS.values():
-        wanted = spec.config(prefix, replicas)
+        wanted = spec.config(prefix, replicas, max_age)
         try:
             current = (await js.stream_info(wanted.name)).config
         except NotFoundError:

@@ -12,12 +12,19 @@ from .billing import (
     UserBilling,
     UserSubscription,
     UserUsage,
-    WebhookEvent,
 )
 from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
 from .enums import Service
 from .identity import LoggingConfiguration, SystemConfiguration, User, UserSystemData
-from .platform import BackgroundJob, DeadLetter, Event, InboxEntry, RateLimit
+from .messaging import (
+    BackgroundJob,
+    DeadLetter,
+    Event,
+    EventAttempt,
+    InboxEntry,
+    RateLimit,
+    WebhookEvent,
+)
 from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult
 
 metadata = SQLModel.metadata
@@ -45,6 +52,7 @@ OWNERSHIP: dict[str, str] = {
     "scraping_job_creators": Service.scraping,
     "events": SHARED,
     "inbox": SHARED,
+    "event_attempts": SHARED,
     "dead_letters": SHARED,
     "background_jobs": SHARED,
     # Inbound webhooks: identity writes source=clerk rows, billing source=stripe rows.
@@ -68,6 +76,7 @@ __all__ = [
     "CreatorProfile",
     "DeadLetter",
     "Event",
+    "EventAttempt",
     "InboxEntry",
     "ListItem",
     "LoggingConfiguration",

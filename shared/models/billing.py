@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship
 
 from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp, user_fk
@@ -15,8 +14,6 @@ from .enums import (
     ReservationStatus,
     SubscriptionStatus,
     UsageResource,
-    WebhookSource,
-    WebhookStatus,
 )
 
 if TYPE_CHECKING:
@@ -212,31 +209,3 @@ class UsageReservation(TableBase, table=True):
     status: str = enum_column(ReservationStatus, default=ReservationStatus.reserved)
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
     settled_at: datetime | None = tz_timestamp()
-
-
-class WebhookEvent(TableBase, table=True):
-    """Inbound Stripe webhooks: idempotency by event id, with a lease so a crash is retried."""
-
-    __tablename__ = "webhook_events"
-    __table_args__ = (
-        sa.UniqueConstraint("source", "event_id"),
-        one_of("source", WebhookSource),
-        one_of("status", WebhookStatus),
-        sa.Index("ix_webhook_events_status_created_at", "status", "created_at"),
-    )
-
-    event_id: str = Field(sa_type=sa.Text, nullable=False)
-    source: str = enum_column(WebhookSource)
-    event_type: str = Field(sa_type=sa.String(100), nullable=False)
-    status: str = enum_column(WebhookStatus, default=WebhookStatus.processing)
-    event_timestamp: datetime | None = tz_timestamp()
-    processed_at: datetime | None = tz_timestamp()
-    locked_until: datetime | None = tz_timestamp()
-    error_message: str | None = Field(default=None, sa_type=sa.Text)
-    retry_count: int = Field(
-        default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")}
-    )
-    payload: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
-    metadata_: dict[str, Any] | None = Field(
-        default=None, sa_type=JSONB, sa_column_kwargs={"name": "metadata"}
-    )

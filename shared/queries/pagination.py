@@ -86,7 +86,11 @@ class PageQuery:
         ordering = [order_by] if isinstance(order_by, sa.ColumnElement) else list(order_by)
         limit = sa.bindparam("_page_limit", type_=sa.Integer)
         offset = sa.bindparam("_page_offset", type_=sa.Integer)
-        count = sa.select(sa.func.count()).select_from(select_stmt.order_by(None).subquery())
+        # The count reads no column of the rows (nor any big JSONB one): just how many match.
+        counted = select_stmt.order_by(None).with_only_columns(
+            sa.literal_column("1"), maintain_column_froms=True
+        )
+        count = sa.select(sa.func.count()).select_from(counted.subquery())
         if key is None:
             rows_of = select_stmt.order_by(None).order_by(*ordering).limit(limit).offset(offset)
         else:

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import BadRequest, NotFound, ScoutError
+from shared import errors
+from shared.errors import BadRequest, ScoutError
 from shared.models import (
     OWNERSHIP,
     SubscriptionPlan,
@@ -78,9 +79,7 @@ class FieldNotOwned(UserProfileError):
         self.field, self.table, self.service = field, table, service
 
 
-class UserNotFound(UserProfileError, NotFound):
-    code = "user_not_found"
-
+class UserNotFound(UserProfileError, errors.UserNotFound):
     def __init__(self, clerk_user_id: str) -> None:
         super().__init__(f"No user {clerk_user_id!r}.")
         self.clerk_user_id = clerk_user_id
@@ -241,11 +240,6 @@ _PROFILE = _profile_select()
 # Built once at import: SQLAlchemy caches the compiled form, only the parameter changes per call.
 _BY_CLERK_ID = _PROFILE.where(users.c.user_id == sa.bindparam("clerk_user_id"))
 _BY_STRIPE_CUSTOMER = _PROFILE.where(billing.c.stripe_customer_id == sa.bindparam("customer_id"))
-_BY_EMAIL_PREFIX = (
-    _PROFILE.where(sa.func.lower(users.c.email).like(sa.bindparam("pattern"), escape="\\"))
-    .order_by(sa.func.lower(users.c.email), users.c.id)
-    .limit(sa.bindparam("limit", type_=sa.Integer))
-)
 
 
 def _to_profile(row: Mapping[str, Any], now: datetime | None) -> UserProfile:
@@ -278,23 +272,6 @@ async def live_user_id(session: AsyncSession, clerk_user_id: str) -> uuid.UUID |
     return await session.scalar(
         sa.select(User.id).where(User.user_id == clerk_user_id, User.deleted_at.is_(None))
     )
-
-
-def escape_like(value: str, escape: str = "\\") -> str:
-    """``value`` with LIKE wildcards (and the escape character) made literal."""
-    return value.replace(escape, escape * 2).replace("%", escape + "%").replace("_", escape + "_")
-
-
-async def search_users_by_email(
-    session: AsyncSession, prefix: str, limit: int = 20
-) -> list[UserProfile]:
-    """Profiles whose email starts with ``prefix`` (case-insensitive), via ``ix_users_email_lower``."""
-    # Lower-cased by Python so the pattern reaches Postgres as a plain constant prefix (what the
-    # text_pattern_ops index can range-scan).
-    pattern = escape_like(prefix.lower()) + "%"
-    result = await session.execute(_BY_EMAIL_PREFIX, {"pattern": pattern, "limit": limit})
-    now = datetime.now(UTC)
-    return [_to_profile(row, now) for row in result.mappings()]
 
 
 # --- writing -----------------------------------------------------------------------------------

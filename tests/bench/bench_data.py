@@ -24,18 +24,17 @@ import uuid
 import orjson
 import psycopg
 
+from services.campaign.repository import CampaignRepository
 from services.scraping.creators import Creator
 from services.scraping.providers import SearchPage
 from services.scraping.repository import JobRepository
 from services.scraping.service import JobService
-from shared import migrate
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
 from shared.models.scraping import RESULT_BATCH_MAX
-from shared.queries.campaigns import list_campaigns
-from shared.queries.results import job_results_page
 from shared.queries.sessions import read_session_factory
 from shared.settings import DEFAULT_DATABASE_URL
+from tooling import migrate
 
 from .bench_events import create_database, drop_database
 
@@ -201,7 +200,7 @@ async def growth(url: str) -> None:
 
     async def page(**kw):
         async with reads() as s:
-            await job_results_page(s, "user_bench", **kw)
+            await JobRepository(s).results_page("user_bench", **kw)
 
     print("results page (50 creators), p50 ms")
     for job, size in zip(jobs, sizes, strict=True):
@@ -211,7 +210,7 @@ async def growth(url: str) -> None:
 
     async def campaigns(owner, page_no=1):
         async with reads() as s:
-            await list_campaigns(s, owner, page=page_no, page_size=20)
+            await CampaignRepository(s).page(owner, page=page_no, page_size=20)
 
     print("campaigns page 1 (20 of N, with total), p50 ms")
     for n, owner in owners:

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared import migrate
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.consumer import Consumer
 from shared.events.envelope import Envelope, prefixed, stream_name
@@ -25,6 +24,7 @@ from shared.events.outbox import record_event
 from shared.events.relay import Relay
 from shared.events.streams import connect, delete_streams, ensure_streams
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_NATS_URL
+from tooling import migrate
 
 SUBJECT = "platform.config.changed.v1"
 

@@ -15,7 +15,7 @@ driven in alternating slices (``--rounds`` of ``--seconds`` each) so the machine
 on both alike; req/s is requests over the summed slice time, p50/p99 over every request.
 
 Run: ``.venv/bin/python -m tests.bench.bench_http [--scale 0.05] [--seconds 2] [--rounds 3]
-[--json]``. It creates, seeds (``shared.perf.seed`` at a small scale) and drops its own
+[--json]``. It creates, seeds (``tooling.perf.seed`` at a small scale) and drops its own
 database. Needs Postgres and NATS (the services connect to it at start). Not a test: the
 figures go to the README's performance section.
 """
@@ -44,11 +44,11 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared import migrate
 from shared.auth import mint_token
 from shared.db import libpq_url
-from shared.perf.seed import seed
 from shared.settings import DEFAULT_DATABASE_URL, Settings
+from tooling import migrate
+from tooling.perf.seed import seed
 
 from .bench_events import create_database, drop_database
 
@@ -405,7 +405,7 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
         for endpoint in endpoints:
             port = _free_port()
             service = _start(
-                ["-m", "shared.cli", "api", endpoint.service, "--port", str(port)], env
+                ["-m", "tooling.cli", "api", endpoint.service, "--port", str(port)], env
             )
             try:
                 await _wait_up(port, service)

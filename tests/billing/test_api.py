@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from services.billing.api import access_allowed, trial_days_left
+from services.billing.service.account import access_allowed, trial_days_left
 from shared.models.enums import TrialStatus
 
 from ..support.services import running_api

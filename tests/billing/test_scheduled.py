@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import subscriptions, usage, worker
+from services.billing import worker
+from services.billing.service import subscriptions, usage
 from shared.events import rpc
 from shared.events.catalogue import UsageReserveRequest
 from shared.scheduler import schedule_job

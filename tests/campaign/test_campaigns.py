@@ -7,7 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.campaign.repositories.campaigns import CampaignRepository
+from services.campaign.repository import CampaignRepository
 from shared.models import BackgroundJob, Campaign, Event, UsageReservation, UserUsage
 
 from ..factories import make_campaign, make_job

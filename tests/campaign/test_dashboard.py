@@ -10,10 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaign.api import create_app
+from services.campaign.repository import CampaignRepository, DashboardRepository
 from shared.events.outbox import record_event
 from shared.models import ScrapingJob
-from shared.queries.campaigns import list_campaigns
-from shared.queries.dashboard import dashboard
 
 from ..factories import make_campaign, make_job, make_list
 from ..support.http import serving
@@ -123,7 +122,7 @@ async def test_listing_detail_and_dashboard_cost_constant_statements(
     # The same at the query layer, on the test engine with the `statements` fixture.
     async with AsyncSession(committed) as session:
         with statements.counting():
-            page = await list_campaigns(session, big.user.id, page=1, page_size=100)
-            overview = await dashboard(session, big.user.id)
+            page = await CampaignRepository(session).page(big.user.id, page=1, page_size=100)
+            overview = await DashboardRepository(session).overview(big.user.id)
     assert statements.count == 2
     assert page.total == 25 and overview["pipeline"]["total"] == 300

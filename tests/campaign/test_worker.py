@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.campaign import quota
+from services.campaign.service import CONFIRM_JOB, RESERVATION_TTL_SECONDS, reservation_key
 from shared.events.outbox import record_event
 from shared.events.relay import Relay
-from shared.events.rpc import request as rpc_request
 from shared.events.streams import connect
 from shared.models import Campaign, CreatorList, ListItem, UsageReservation
+from shared.models.enums import UsageResource
+from shared.quota import QuotaClient
 from shared.scheduler import schedule_job
 
 from ..factories import make_campaign, make_job, make_list
@@ -89,11 +90,12 @@ async def test_an_unconfirmed_reservation_is_confirmed_by_the_worker(
     async with running_worker("billing", service_settings):
         nc = await connect(nats_url, name="test-reserve")
         try:
-            reply = await rpc_request(
-                nc,
-                quota.RESERVE,
-                quota.reserve_request(owner.user.id, owner.user.id),
-                prefix=nats_prefix,
+            reply = await QuotaClient(nc, nats_prefix).reserve(
+                owner.user.id,
+                UsageResource.campaigns,
+                1,
+                key=reservation_key(owner.user.id),
+                ttl_seconds=RESERVATION_TTL_SECONDS,
             )
         finally:
             await nc.close()
@@ -102,7 +104,7 @@ async def test_an_unconfirmed_reservation_is_confirmed_by_the_worker(
             await schedule_job(
                 conn,
                 "campaign",
-                quota.CONFIRM_JOB,
+                CONFIRM_JOB,
                 {"reservation_id": str(reply.reservation_id), "used_amount": 1},
                 run_at=datetime.now(UTC),
             )

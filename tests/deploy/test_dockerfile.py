@@ -52,5 +52,12 @@ def test_dockerfile_needs_no_registry_but_its_base_image():
 def test_dockerignore_keeps_the_build_context_to_the_code():
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("**")] == "**"  # everything out, then the code back in
-    for needed in ("!shared/", "!services/", "!migrations/", "!pyproject.toml", "!deploy/image/"):
+    for needed in (
+        "!shared/",
+        "!services/",
+        "!tooling/",
+        "!migrations/",
+        "!pyproject.toml",
+        "!deploy/image/",
+    ):
         assert needed in ignore

@@ -26,11 +26,11 @@ import psutil
 import pytest
 from svix.webhooks import Webhook
 
-from shared.embedded import free_port
 from shared.events.streams import connect, delete_streams
 from shared.settings import DEV_CLERK_WEBHOOK_SECRET, DEV_STRIPE_WEBHOOK_SECRET
 from tests.support.fake_stripe import FakeStripe, sign
 from tests.support.wait import eventually
+from tooling.embedded import free_port
 
 SERVICES = ("identity", "billing", "campaign", "scraping")
 STARTUP_BUDGET_S = 30.0  # the issue's bar on a developer machine
@@ -51,7 +51,7 @@ class DevSuite:
     def token(self, clerk_id: str) -> str:
         """What the README tells people to do: ``scout dev-token <clerk_id>``."""
         result = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "dev-token", clerk_id],
+            [sys.executable, "-m", "tooling.cli", "dev-token", clerk_id],
             env=self.env,
             capture_output=True,
             text=True,
@@ -103,7 +103,7 @@ async def dev_suite(scratch_database, nats_url, tmp_path) -> AsyncIterator[DevSu
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "dev", "--no-colour"],
+            [sys.executable, "-m", "tooling.cli", "dev", "--no-colour"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

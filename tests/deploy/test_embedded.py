@@ -1,6 +1,6 @@
 """The last fallback: embedded Postgres and NATS from pip packages, on free loopback ports.
 
-Resolved through ``shared.infra`` exactly as a machine with only Python would be: no URL given,
+Resolved through ``tooling.infra`` exactly as a machine with only Python would be: no URL given,
 nothing on the (here: deliberately closed) local port, no Docker.
 """
 
@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import nats
 import psycopg
 
-from shared import migrate
-from shared.infra import resolve_nats, resolve_postgres
+from tooling import migrate
+from tooling.infra import resolve_nats, resolve_postgres
 
 CLOSED = "127.0.0.1:1"
 
@@ -62,7 +62,7 @@ def test_embedded_postgres_is_the_fallback_runs_our_migrations_and_stops_cleanly
 
 def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path):
     """``scout dev`` keeps the cluster under the user's data dir: a restart finds its data."""
-    from shared.embedded import start_postgres
+    from tooling.embedded import start_postgres
 
     first = start_postgres(tmp_path / "pg")
     try:

@@ -1,5 +1,6 @@
 """Worker metrics: sampled from the database and JetStream, served with health probes."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +12,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import metrics
-from shared.embedded import free_port
 from shared.events.envelope import stream_name
+from shared.events.health import DatabaseHealth
 from shared.events.streams import connect, ensure_streams
 from tests.factories import make_campaign, make_job, make_user
+from tests.support.wait import eventually
+from tooling.embedded import free_port
 
 
 def value(name: str, **labels: str) -> float | None:
@@ -109,16 +112,28 @@ async def test_consumer_lag_counts_undelivered_messages_per_durable(nats_url, na
         await nc.close()
 
 
-async def test_worker_endpoint_serves_metrics_health_and_readiness_from_freshness():
+async def test_worker_endpoint_serves_metrics_health_and_readiness(engine):
+    """/readyz: NATS connected, the database gate open and a bounded probe answering."""
     port = free_port()
-    fresh = metrics.Freshness(max_age=30)
-    with metrics.serving(port, "127.0.0.1", fresh):
+    health = DatabaseHealth(engine, name="metrics-test", probe_max=0.1)
+    nats_up = True
+    readiness = metrics.WorkerReadiness(
+        health, lambda: nats_up, asyncio.get_running_loop(), cache_for=0
+    )
+    with metrics.serving(port, "127.0.0.1", readiness):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             assert (await client.get("/healthz")).status_code == 200
-            assert (await client.get("/readyz")).status_code == 503  # no sample yet
-            fresh.ok()
-            assert (await client.get("/readyz")).status_code == 200
-            fresh.connected = lambda: False
+            assert (await client.get("/readyz")).status_code == 200  # the probe answered
+            nats_up = False
             assert (await client.get("/readyz")).status_code == 503  # NATS gone
+            nats_up = True
+            health.mark_down("the test says so")
+            assert (await client.get("/readyz")).status_code == 503  # database gate closed
+
+            async def ready_again() -> bool:  # the gate's own probe finds the database
+                return (await client.get("/readyz")).status_code == 200
+
+            await eventually(ready_again, within=5)
             body = (await client.get("/metrics")).text
             assert "scout_outbox_lag_seconds" in body and "scout_consumer_pending_messages" in body
+    health.close()

@@ -1,7 +1,6 @@
 """NATS permissions per service (deploy/k8s/nats/auth.conf): the real services work under them,
 and each service is refused another service's subjects."""
 
-import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ from shared.events.outbox import record_event
 from shared.events.rpc import DependencyUnavailable
 from shared.models import UserUsage
 from shared.models.enums import Service
-from shared.nats_auth import OPS_USER, password_variable, render
+from tooling.nats_auth import OPS_USER, password_variable, render
 
 from ..factories import make_user
 from ..support.procs import NatsServer
@@ -118,11 +117,14 @@ async def test_a_service_cannot_use_another_services_subjects(secured_nats, nats
                 "resource": "campaigns", "amount": 1, "idempotency_key": "x"},
                 prefix=nats_prefix, timeout=1,
             )  # fmt: skip
-        await asyncio.sleep(0.2)
+
+        async def all_refused() -> bool:  # the server reports violations asynchronously
+            return "\n".join(errors).lower().count("permissions violation") >= 3
+
+        await eventually(all_refused, within=5)
     finally:
         await campaign.close()
         await identity.close()
     text = "\n".join(errors).lower()
     assert f'publish to "{nats_prefix}.billing.subscription.changed.v1"' in text, errors
     assert f'subscription to "{nats_prefix}.billing.usage.reserve"' in text, errors
-    assert text.count("permissions violation") >= 3, errors

@@ -1,4 +1,4 @@
-"""Per-service Postgres roles (shared.roles), applied to a scratch database and exercised for real.
+"""Per-service Postgres roles (tooling.roles), applied to a scratch database and exercised for real.
 
 Each role logs in as itself: it reads every table, writes its own and the shared ones, and
 gets "permission denied" writing another service's table.
@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from shared import migrate
 from shared.db import libpq_url
 from shared.models import OWNERSHIP, SHARED
-from shared.roles import SERVICES, drop_roles_sql, role_name, roles_sql
+from tooling import migrate
+from tooling.roles import SERVICES, drop_roles_sql, role_name, roles_sql
 
 
 @pytest.fixture(scope="module")

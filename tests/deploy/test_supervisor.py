@@ -6,7 +6,7 @@ import sys
 
 import psutil
 
-from shared.supervisor import Supervisor
+from tooling.supervisor import Supervisor
 
 SLEEPER = "import time, sys; print('up', flush=True); time.sleep(600)"
 # A child that starts a grandchild of its own: stopping must take the whole group.

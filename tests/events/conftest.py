@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.db import make_engine
 from shared.events.streams import connect, delete_streams, ensure_streams
 
 from ..support.proxy import TcpProxy
@@ -99,3 +100,23 @@ async def background() -> AsyncIterator[Callable[[Awaitable], asyncio.Task]]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def pg_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the test database: ``stop()`` is Postgres going away."""
+    proxy = TcpProxy(database_url, default_port=5432)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def proxied_engine(pg_proxy: TcpProxy, database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine that reaches the test database only through ``pg_proxy`` (short timeouts)."""
+    engine = make_engine(
+        pg_proxy.url_for(database_url), pool_size=2, application_name="scout-tests-proxied",
+        connect_timeout=2, statement_timeout=5, pool_timeout=2,
+    )  # fmt: skip
+    yield engine
+    await engine.dispose()

@@ -9,11 +9,11 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from shared.cli.events import app
 from shared.events.dead_letters import list_dead_letters, record_dead_letter
 from shared.events.envelope import prefixed, stream_name
 from shared.events.relay import Relay
 from shared.settings import get_settings
+from tooling.cli.events import app
 
 from .test_consumer import SUBJECT, config_envelope
 from .test_relay import record_config_changes

@@ -1,4 +1,5 @@
-"""Inbox consumers: effects exactly once, retries with backoff, dead letters and their replay."""
+"""Inbox consumers: effects exactly once, transient failures retried without limit, permanent
+ones counted durably and dead-lettered, dead letters replayed, durables updated in place."""
 
 import asyncio
 import uuid
@@ -39,7 +40,7 @@ async def publish(js: JetStreamContext, prefix: str, body: bytes, msg_id: str) -
 
 
 def consumer(engine: AsyncEngine, js: JetStreamContext, prefix: str, handler, **kw) -> Consumer:
-    options = {"retry_base": 0.05, "fetch_timeout": 0.2, "max_deliver": 4} | kw
+    options = {"retry_base": 0.05, "retry_max": 0.2, "fetch_timeout": 0.2, "max_attempts": 4} | kw
     return Consumer(
         engine, js, service="billing", name="config-test",
         handlers={SUBJECT: handler}, prefix=prefix, **options,
@@ -49,6 +50,32 @@ def consumer(engine: AsyncEngine, js: JetStreamContext, prefix: str, handler, **
 async def count(engine: AsyncEngine, table: str) -> int:
     async with engine.connect() as conn:
         return await conn.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+
+
+async def lock_waiters(engine: AsyncEngine, *, at_least: int) -> bool:
+    """Whether ``at_least`` sessions of this database wait on a row lock (a twin's INSERT)."""
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+        )
+    return waiting >= at_least
+
+
+async def attempts_of(engine: AsyncEngine, event_id) -> int | None:
+    async with engine.connect() as conn:
+        return await conn.scalar(
+            sa.text("SELECT attempts FROM event_attempts WHERE event_id = :e"),
+            {"e": str(event_id)},
+        )
+
+
+async def settled(js: JetStreamContext, c: Consumer) -> bool:
+    """Nothing left for the durable: every message acked or terminated, none waiting."""
+    info = await js.consumer_info(c.stream, c.durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def test_outbox_to_consumer_applies_each_event_once_even_when_republished(
@@ -61,6 +88,7 @@ async def test_outbox_to_consumer_applies_each_event_once_even_when_republished(
         await counter.increment(session)
 
     c = consumer(committed, js, nats_prefix, handler)
+    await c.ensure()  # the durable exists before anyone asks about it
     background(c.run())
     # The same event again under a new Nats-Msg-Id (a replay, or a re-publish after the window).
     again = config_envelope(id=ids[0])
@@ -88,7 +116,8 @@ async def test_the_same_message_delivered_twice_concurrently_takes_effect_once(
         nonlocal entered
         entered += 1
         await counter.increment(session)
-        await asyncio.sleep(0.3)  # hold the transaction open while the twin arrives
+        # Hold the transaction open until the twin's inbox INSERT waits on this one's row.
+        await eventually(lambda: lock_waiters(committed, at_least=1))
 
     # Two workers sharing one durable, each holding one of the twins at the same time.
     workers = [consumer(committed, js, nats_prefix, slow_handler, batch=1) for _ in range(2)]
@@ -126,24 +155,92 @@ async def test_a_transient_error_is_retried_with_backoff_and_then_succeeds(
     assert await list_dead_letters(committed) == []
 
 
-async def test_deliveries_exhausted_by_transient_errors_end_in_the_dead_letter_store(
-    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
+async def test_a_transient_failure_longer_than_every_attempt_is_retried_until_it_succeeds(
+    committed: AsyncEngine, counter: Counter, js: JetStreamContext, nats_prefix: str, background
 ):
-    await publish(js, nats_prefix, config_envelope().to_json(), msg_id="m1")
+    """Four attempts is the limit for permanent failures; a dependency that stays away for
+    three times as many deliveries is waited out, never counted, never dead-lettered."""
+    envelope = config_envelope()
+    await publish(js, nats_prefix, envelope.to_json(), msg_id=str(envelope.id))
+    calls = 0
 
-    async def always_down(session: AsyncSession, envelope: Envelope) -> None:
-        raise TransientError("still down")
+    async def down_for_a_while(session: AsyncSession, envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 12:
+            raise TransientError("still down")
+        await counter.increment(session)
 
-    c = consumer(committed, js, nats_prefix, always_down, max_deliver=2)
+    c = consumer(committed, js, nats_prefix, down_for_a_while)
     background(c.run())
 
-    async def dead() -> bool:
-        return len(await list_dead_letters(committed)) == 1
+    async def applied() -> bool:
+        return await counter.value() == 1
 
-    await eventually(dead)
+    await eventually(applied, within=20)
+    await eventually(lambda: settled(js, c))
     c.stop()
+    assert calls == 13
+    assert await list_dead_letters(committed) == []
+    assert await attempts_of(committed, envelope.id) is None  # transient failures never count
+
+
+async def test_permanent_failures_are_counted_durably_across_a_restart(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
+):
+    """Two attempts fail on one consumer, which then "restarts" (a new process, no memory):
+    the count goes on from two, and the fourth attempt in all dead-letters the event."""
+    envelope = config_envelope()
+    await publish(js, nats_prefix, envelope.to_json(), msg_id=str(envelope.id))
+    calls = 0
+
+    async def broken(session: AsyncSession, envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("a bug in the handler")
+
+    first = consumer(committed, js, nats_prefix, broken)
+    for expected in (1, 2):
+        [msg] = await first.fetch(1, wait=5)
+        await first.process(msg)
+        assert await attempts_of(committed, envelope.id) == expected
+    restarted = consumer(committed, js, nats_prefix, broken)
+    [msg] = await restarted.fetch(1, wait=5)
+    await restarted.process(msg)
+    assert await attempts_of(committed, envelope.id) == 3
+    assert await list_dead_letters(committed) == []
+    [msg] = await restarted.fetch(1, wait=5)
+    await restarted.process(msg)
     [letter] = await list_dead_letters(committed)
-    assert letter.deliveries == 2 and "TransientError" in letter.error
+    assert letter.event_id == str(envelope.id) and letter.deliveries == 4 and calls == 4
+    assert await attempts_of(committed, envelope.id) is None  # a replay starts from zero
+    await eventually(lambda: settled(js, restarted))
+
+
+async def test_a_success_after_failed_attempts_forgets_them(
+    committed: AsyncEngine, counter: Counter, js: JetStreamContext, nats_prefix: str, background
+):
+    envelope = config_envelope()
+    await publish(js, nats_prefix, envelope.to_json(), msg_id=str(envelope.id))
+    calls = 0
+
+    async def fails_twice(session: AsyncSession, envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise ValueError("not yet")
+        await counter.increment(session)
+
+    c = consumer(committed, js, nats_prefix, fails_twice)
+    background(c.run())
+
+    async def applied() -> bool:
+        return await counter.value() == 1
+
+    await eventually(applied)
+    c.stop()
+    assert calls == 3 and await list_dead_letters(committed) == []
+    assert await attempts_of(committed, envelope.id) is None
 
 
 async def test_a_poison_message_is_dead_lettered_then_replayed_and_applied_once(
@@ -168,11 +265,11 @@ async def test_a_poison_message_is_dead_lettered_then_replayed_and_applied_once(
         return len(await list_dead_letters(committed)) == 1
 
     await eventually(dead)
-    await asyncio.sleep(0.5)  # terminated: never redelivered
-    assert calls == 1 and await counter.value() == 0 and await count(committed, "inbox") == 0
+    await eventually(lambda: settled(js, c))  # terminated: nothing left to redeliver
+    assert calls == 4 and await counter.value() == 0 and await count(committed, "inbox") == 0
     [letter] = await list_dead_letters(committed)
     assert letter.event_id == str(envelope.id) and "ValueError" in letter.error
-    assert letter.subject == prefixed(SUBJECT, nats_prefix) and letter.deliveries == 1
+    assert letter.subject == prefixed(SUBJECT, nats_prefix) and letter.deliveries == 4
 
     poisoned = False  # the fix is deployed
     assert await replay_dead_letters(committed, js) == 1

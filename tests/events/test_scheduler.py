@@ -1,5 +1,5 @@
 """The background-job scheduler: each due job runs once under concurrent runners, failures back
-off and retry, recurring schedules keep exactly one live instance, and stale leases are reclaimed.
+off and retry (transient ones without using up retries), recurring schedules keep exactly one live instance, and stale leases are reclaimed.
 """
 
 import asyncio
@@ -8,9 +8,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.errors import DependencyUnavailable
 from shared.scheduler import Job, JobRunner, Recurring, register_schedules, schedule_job
 
-from .conftest import Counter
+from .conftest import Counter, eventually
 
 
 async def rows(engine: AsyncEngine, where: str = "true") -> list:
@@ -60,7 +61,7 @@ async def test_a_failing_job_backs_off_retries_and_finally_fails(committed: Asyn
     async def flaky(session: AsyncSession, job: Job) -> None:
         attempts["flaky"] += 1
         if attempts["flaky"] < 3:
-            raise ConnectionError("provider down")
+            raise RuntimeError("bad state, fixed by the next run")  # permanent: counted
 
     async def broken(session: AsyncSession, job: Job) -> None:
         attempts["broken"] += 1
@@ -81,16 +82,48 @@ async def test_a_failing_job_backs_off_retries_and_finally_fails(committed: Asyn
     assert backoff == timedelta(seconds=0.5)  # backed off, not retried hot
     assert await runner.run_once() == 0  # nothing is due during the backoff
 
-    for _ in range(100):
+    async def both_settled() -> bool:
         await runner.run_once()
-        await asyncio.sleep(0.05)
-        if attempts["flaky"] == 3 and attempts["broken"] == 2:
-            break
+        return attempts["flaky"] == 3 and attempts["broken"] == 2
+
+    await eventually(both_settled)
     [flaky_row] = await rows(committed, f"id = '{flaky_id}'")
     [broken_row] = await rows(committed, f"id = '{broken_id}'")
     assert (flaky_row.status, flaky_row.retry_count) == ("completed", 2)
     assert (broken_row.status, broken_row.retry_count) == ("failed", 2)
     assert "ValueError: always" in broken_row.error
+
+
+async def test_transient_failures_are_retried_with_capped_backoff_and_never_use_up_retries(
+    committed: AsyncEngine, counter: Counter
+):
+    async with committed.begin() as conn:
+        job_id = await schedule_job(conn, "billing", "ask-billing", max_retries=0)
+    calls = 0
+
+    async def ask_billing(session: AsyncSession, job: Job) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 4:  # more failures than max_retries allows: all of them transient
+            raise DependencyUnavailable("billing.usage.release did not answer")
+        await counter.increment(session)
+
+    runner = JobRunner(
+        committed, "billing", {"ask-billing": ask_billing},
+        transient_retry_base=timedelta(seconds=0.05), transient_retry_max=timedelta(seconds=0.1),
+    )  # fmt: skip
+    assert await runner.run_once() == 1
+    [row] = await rows(committed, f"id = '{job_id}'")
+    assert (row.status, row.retry_count) == ("pending", 0)
+    assert "DependencyUnavailable" in row.error
+
+    async def done() -> bool:
+        await runner.run_once()
+        return await counter.value() == 1
+
+    await eventually(done)
+    [row] = await rows(committed, f"id = '{job_id}'")
+    assert (row.status, row.retry_count, calls) == ("completed", 0, 5)
 
 
 async def test_a_recurring_job_keeps_exactly_one_live_instance(committed: AsyncEngine):

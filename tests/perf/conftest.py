@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from shared import migrate
 from shared.db import libpq_url
-from shared.perf.seed import SeedResult, seed
+from tooling import migrate
+from tooling.perf.seed import SeedResult, seed
 
 SCALE = 0.01
 

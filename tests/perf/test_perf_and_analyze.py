@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from shared.perf.analyze import analyze
-from shared.perf.patterns import _big_tables, _seq_scans, patterns_for
+from tooling.perf.analyze import analyze
+from tooling.perf.patterns import _big_tables, _seq_scans, patterns_for
 
 from ..support.cli import run_scout
 

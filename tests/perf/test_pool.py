@@ -36,7 +36,8 @@ async def test_a_killed_backend_costs_one_error_then_the_pool_recovers(database_
 
         with pytest.raises(DBAPIError) as failure:
             await select_one()
-        assert failure.value.connection_invalidated  # → 503 in web.py, a retry in consumers
+        # → 503 from shared/web/errors.py in an API, a retry in consumers
+        assert failure.value.connection_invalidated
         # The disconnect invalidated the whole pool: the other dead connections are not handed
         # out again, so every later checkout works.
         assert await asyncio.gather(*(select_one() for _ in range(3))) == [1, 1, 1]

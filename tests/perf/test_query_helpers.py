@@ -1,15 +1,15 @@
-"""The read helpers written for the services (results page, list page, dashboard) on seeded data."""
+"""The repositories' one-statement reads (results page, list page, dashboard) on seeded data."""
 
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
+from services.campaign.repository import DashboardRepository, ListRepository
+from services.scraping.repository import JobRepository
 from shared.db import make_engine, session_factory
-from shared.queries.dashboard import dashboard
-from shared.queries.lists import list_items_page
 from shared.queries.pagination import InvalidPage
-from shared.queries.results import job_results_page
 from shared.queries.sessions import read_session_factory
 
 
@@ -33,37 +33,39 @@ def _ids(record):
 async def test_results_page_slices_across_batches(seeded, session):
     _, job, _ = _ids(seeded.record)
     user = _clerk(seeded.record)
-    page = await job_results_page(session, user, job, offset=230, limit=50)  # batches 0 and 1
-    assert [c["ordinal"] for c in page.items] == list(range(230, 280))
+    page = await JobRepository(session).results_page(
+        user, job, offset=230, limit=50
+    )  # batches 0 and 1
+    assert [c["ordinal"] for c in orjson.loads(page.items_json)] == list(range(230, 280))
     assert (page.total, page.next_offset) == (1000, 280)
-    last = await job_results_page(session, user, job, offset=980, limit=50)
-    assert [c["ordinal"] for c in last.items] == list(range(980, 1000))
+    last = await JobRepository(session).results_page(user, job, offset=980, limit=50)
+    assert [c["ordinal"] for c in orjson.loads(last.items_json)] == list(range(980, 1000))
     assert last.next_offset is None
-    past = await job_results_page(session, user, job, offset=5000, limit=10)
-    assert past.items == [] and past.total == 1000
+    past = await JobRepository(session).results_page(user, job, offset=5000, limit=10)
+    assert orjson.loads(past.items_json) == [] and past.total == 1000
 
 
 async def test_results_page_of_another_users_job_is_none(seeded, session):
     _, job, _ = _ids(seeded.record)
     other = _clerk(seeded.record, "ordinary_user")
-    assert await job_results_page(session, other, job, offset=0, limit=10) is None
+    assert await JobRepository(session).results_page(other, job, offset=0, limit=10) is None
     with pytest.raises(InvalidPage):
-        await job_results_page(session, other, job, offset=0, limit=10_000)
+        await JobRepository(session).results_page(other, job, offset=0, limit=10_000)
 
 
 async def test_list_page_in_position_order_with_maintained_total(seeded, session):
     user, _, list_id = _ids(seeded.record)
-    page = await list_items_page(session, user, list_id, page=2, page_size=20)
+    page = await ListRepository(session).items_page(user, list_id, page=2, page_size=20)
     assert page.total == seeded.record["heavy_list"]["items"] == 100
     assert [item.position for item in page.items] == list(range(20, 40))
     assert all(item.handle for item in page.items)
-    shortlist = await list_items_page(session, user, list_id, page=1, page_size=100, bucket="shortlist")  # fmt: skip
+    shortlist = await ListRepository(session).items_page(user, list_id, page=1, page_size=100, bucket="shortlist")  # fmt: skip
     assert shortlist.total == len(shortlist.items) > 0
     assert {item.bucket for item in shortlist.items} == {"shortlist"}
-    empty = await list_items_page(session, user, list_id, page=9, page_size=20)
+    empty = await ListRepository(session).items_page(user, list_id, page=9, page_size=20)
     assert empty.items == [] and empty.total == 100
     other = uuid.UUID(seeded.record["ordinary_user"]["id"])
-    assert await list_items_page(session, other, list_id, page=1, page_size=20) is None
+    assert await ListRepository(session).items_page(other, list_id, page=1, page_size=20) is None
 
 
 async def test_dashboard_counts_match_the_tables(seeded, perf_url, conn):
@@ -71,7 +73,7 @@ async def test_dashboard_counts_match_the_tables(seeded, perf_url, conn):
     engine = make_engine(perf_url, pool_size=1)
     try:
         async with session_factory(engine)() as s:
-            board = await dashboard(s, user)
+            board = await DashboardRepository(s).overview(user)
     finally:
         await engine.dispose()
     campaigns, lists = (

@@ -95,7 +95,8 @@ async def test_results_page_is_one_statement_and_matches_the_stored_batches(
         repo = JobRepository(session)
         n = 0
         for size in (250, 3, 120, 250, 77):
-            await repo.add_batches(job.id, [{"k": f"c{n + i}", "n": n + i} for i in range(size)])
+            creators = [(f"c{n + i}", {"k": f"c{n + i}", "n": n + i}) for i in range(size)]
+            await repo.store_creators(job.id, job.platform, creators, size)
             n += size
         await session.execute(
             sa.update(ScrapingJob).where(ScrapingJob.id == job.id).values(processed_results=n)
@@ -127,4 +128,4 @@ async def test_results_page_is_one_statement_and_matches_the_stored_batches(
         stranger_headers = {"authorization": f"Bearer {signing_keys.token(stranger.user_id)}"}
         for who in (stranger_headers, {"authorization": f"Bearer {signing_keys.token('nobody')}"}):
             response = await client.get(f"/jobs/{job.id}/results", headers=who)
-            assert response.status_code == 404 and response.json()["code"] == "not_found"
+            assert response.status_code == 404 and response.json()["code"] == "job_not_found"

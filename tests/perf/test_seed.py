@@ -6,8 +6,8 @@ import threading
 import psycopg
 
 from shared.models.scraping import RESULT_BATCH_MAX
-from shared.perf.analyze import analyze
-from shared.perf.seed import plan_counts, seed, seeded_scales
+from tooling.perf.analyze import analyze
+from tooling.perf.seed import plan_counts, seed, seeded_scales
 
 from ..support.cli import run_scout
 from .conftest import SCALE

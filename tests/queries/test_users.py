@@ -1,6 +1,5 @@
 """The flattened profile: one statement, reference §4.1 defaults, derived limits and trial status."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,11 +16,9 @@ from shared.queries.users import (
     derive_trial_status,
     get_user_by_stripe_customer_id,
     get_user_profile,
-    search_users_by_email,
 )
 
 from ..factories import make_user
-from .conftest import explain
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -191,41 +188,6 @@ async def test_user_by_stripe_customer_id(session, statements):
     assert statements.count == 1
     assert found == await get_user_profile(session, user.user_id, now=NOW)
     assert await get_user_by_stripe_customer_id(session, "cus_unknown") is None
-
-
-async def test_email_search_is_a_case_insensitive_prefix(session):
-    tag = uuid.uuid4().hex[:8]
-    first = await make_user(session, email=f"Ann.{tag}@example.com")
-    second = await make_user(session, email=f"ann.{tag}.b@example.com")
-    await make_user(session, email=f"xann.{tag}@example.com")
-
-    found = await search_users_by_email(session, f"ANN.{tag}")
-    assert {p.id for p in found} == {first.id, second.id}
-    assert len(await search_users_by_email(session, f"ann.{tag}", limit=1)) == 1
-
-
-async def test_email_search_treats_wildcards_literally(session):
-    tag = uuid.uuid4().hex[:8]
-    underscore = await make_user(session, email=f"a_{tag}@example.com")
-    await make_user(session, email=f"ab{tag}@example.com")
-    percent = await make_user(session, email=f"50%{tag}@example.com")
-    await make_user(session, email=f"50x{tag}@example.com")
-    backslash = await make_user(session, email=f"b\\{tag}@example.com")
-
-    assert [p.id for p in await search_users_by_email(session, f"a_{tag}")] == [underscore.id]
-    assert [p.id for p in await search_users_by_email(session, f"50%{tag}")] == [percent.id]
-    assert [p.id for p in await search_users_by_email(session, f"b\\{tag}")] == [backslash.id]
-    assert await search_users_by_email(session, "%") == []
-
-
-async def test_email_search_uses_the_lower_email_index(session, executed):
-    await make_user(session, email="index@example.com")
-    await session.execute(sa.text("SET LOCAL enable_seqscan = off"))
-    await search_users_by_email(session, "ind_")
-    sql, params = executed.matching("LIKE")
-    plan = await explain(session, sql, params)
-    assert "ix_users_email_lower" in plan, plan
-    assert "~>=~" in plan, plan  # a range scan on the prefix, not a full index scan
 
 
 async def test_deleted_at_is_reported_not_hidden(session):

@@ -11,6 +11,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.events.envelope import stream_name
 from shared.events.outbox import record_event
 from shared.events.relay import Relay
 from shared.events.streams import connect, ensure_streams
@@ -77,12 +78,13 @@ async def test_killing_the_consumer_mid_stream_loses_nothing_and_applies_nothing
             await eventually(
                 lambda f=fraction: _ge(committed, applied, int(EVENTS * f)), within=120
             )
-            worker.kill()
-            await asyncio.sleep(0.3)
+            worker.kill()  # returns once the process is gone
             procs.append(worker.start())
         await producer
         await eventually(lambda: _ge(committed, applied, EVENTS), within=180)
-        await asyncio.sleep(1.0)  # time for any stray second application to show
+        # Nothing left for billing's durable (every message acked, none due again): no stray
+        # second application can still arrive.
+        await eventually(lambda: _durable_drained(js, nats_prefix), within=60)
     finally:
         relay.stop()
         await relay_task
@@ -94,6 +96,11 @@ async def test_killing_the_consumer_mid_stream_loses_nothing_and_applies_nothing
     assert usage == 500, f"expected 500 left, got {usage} (lost if higher, doubled if lower)"
     assert await _count(committed, applied) == EVENTS
     assert await _count(committed, sa.select(sa.func.count()).select_from(DeadLetter)) == 0
+
+
+async def _durable_drained(js, prefix: str) -> bool:
+    info = await js.consumer_info(stream_name("CAMPAIGN", prefix), "billing_campaign")
+    return info.num_pending == 0 and info.num_ack_pending == 0 and info.num_redelivered == 0
 
 
 async def _ge(engine, stmt, n: int) -> bool:

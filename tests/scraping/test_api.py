@@ -2,6 +2,7 @@
 
 import uuid
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +55,7 @@ async def test_another_users_campaign_or_an_unknown_one_is_not_found(
             body = job_body(mine, campaign_id=str(campaign_id))
             response = await api.post("/jobs", json=body, headers=mine.headers)
             assert response.status_code == 404
-            assert response.json()["code"] == "not_found"
+            assert response.json()["code"] == "campaign_not_found"
         assert (await api.post("/jobs", json=job_body(mine))).status_code == 401
 
 
@@ -114,8 +115,10 @@ async def test_results_pages_cover_every_creator_once_and_read_only_their_batche
         sizes = [250, 3, 120, 250, 77]  # uneven batches, one at the 250 bound
         n = 0
         for size in sizes:
-            creators = [{"creator_key": f"c{n + i}", "n": n + i} for i in range(size)]
-            await repo.add_batches(job.id, creators)
+            creators = [
+                (f"c{n + i}", {"creator_key": f"c{n + i}", "n": n + i}) for i in range(size)
+            ]
+            await repo.store_creators(job.id, job.platform, creators, size)
             n += size
         await session.execute(
             sa.update(ScrapingJob).where(ScrapingJob.id == job.id).values(processed_results=n)
@@ -140,13 +143,14 @@ async def test_results_pages_cover_every_creator_once_and_read_only_their_batche
             f"/jobs/{job.id}/results", params={"limit": 501}, headers=acct.headers
         )
         assert too_big.status_code == 422
-    # A page reads only the batches it overlaps: at most two for a page of 64.
+    # The route's page is one statement, sliced in Postgres from the batches it overlaps.
     async with AsyncSession(committed) as session:
         repo = JobRepository(session)
-        rows = await repo.result_page(job.id, 600, 64)
-        assert [c["n"] for c in rows] == list(range(600, 664))
+        clerk = acct.user.user_id
+        page = await repo.results_page(clerk, job.id, offset=600, limit=64)
+        assert [c["n"] for c in orjson.loads(page.items_json)] == list(range(600, 664))
         with statements.counting():
-            await repo.result_page(job.id, 300, 10)
+            await repo.results_page(clerk, job.id, offset=300, limit=10)
         assert statements.count == 1
 
 

@@ -25,13 +25,17 @@ class CountingProvider(SyntheticProvider):
     """The synthetic source, counting calls and optionally slow (to catch a job mid-flight)."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.calls, self.delay = 0, delay
+        self.calls, self.delay, self.in_flight = 0, delay, 0
 
     async def search(self, query, cursor):
         self.calls += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        return await super().search(query, cursor)
+        self.in_flight += 1
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)  # a slow provider, not a synchronisation
+            return await super().search(query, cursor)
+        finally:
+            self.in_flight -= 1
 
 
 async def unique_across(terms: list[str], platform: str = "tiktok") -> int:
@@ -127,7 +131,7 @@ async def test_the_same_item_handled_concurrently_is_stored_once(committed, acco
     acct = await account()
     body = JobCreate.model_validate(job_body(acct, keywords=["race:40"], target_results=1000))
     async with AsyncSession(committed, expire_on_commit=False) as session, session.begin():
-        job = await JobService(session).create(
+        job = await JobService(session).insert(
             job_id=uuid.uuid4(), user_id=acct.user.id, body=body, reservation_id=None,
             provider="synthetic",
         )  # fmt: skip
@@ -175,7 +179,11 @@ async def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(
             return job.processed_results > 0
 
         await eventually(partly_done)
-        await asyncio.sleep(0.1)  # let it get into the next page's provider call
+
+        async def mid_page() -> bool:  # inside a provider call: its item is neither done nor acked
+            return slow.in_flight > 0
+
+        await eventually(mid_page)
         doomed.cancel()  # no graceful stop: the in-flight item is neither committed nor acked
         await asyncio.gather(doomed, return_exceptions=True)
         midway = await load_job(committed, job_id)

@@ -80,7 +80,7 @@ async def test_the_sweeper_times_out_overdue_jobs_and_their_quota_comes_back(
             await wait_settled(committed, acct.user.id, job.reservation_id, 100)  # fresh's hold
 
 
-async def test_provider_failure_mid_job_ends_it_in_error_and_charges_only_what_was_stored(
+async def test_a_provider_refusal_mid_job_ends_it_in_error_and_charges_only_what_was_stored(
     committed, service_settings, account
 ):
     acct = await account()
@@ -92,21 +92,53 @@ async def test_provider_failure_mid_job_ends_it_in_error_and_charges_only_what_w
                 "scraping_provider_api_key": "test-key",
             }
         )
-        # Page 1 answers, then the provider goes down for good.
-        fake.script(Fault(), Fault(status=500), Fault(status=500), Fault(status=500))
-        fake.always = Fault(status=500)
+        # Page 1 answers, then the provider refuses for good (a 4xx: retrying cannot help).
+        fake.script(Fault())
+        fake.always = Fault(status=403)
         async with stack(settings) as api:
             created = await api.post(
                 "/jobs", json=job_body(acct, keywords=["beauty:100"]), headers=acct.headers
             )
             job = await wait_for_status(committed, created.json()["id"], "error")
-            assert "HTTP 500" in job.error
+            assert "HTTP 403" in job.error
             stored = len(await stored_keys(committed, job.id))
             assert stored == job.processed_results == 8  # 10 videos, 2 repeated authors
             await wait_settled(committed, acct.user.id, job.reservation_id, stored)
             body = (await api.get(f"/jobs/{job.id}/results", headers=acct.headers)).json()
             assert body["items"][0]["source"] == "scrapecreators"
             assert body["items"][0]["keyword"] == "beauty:100"
+
+
+async def test_a_provider_down_for_a_while_delays_the_job_and_loses_nothing(
+    committed, service_settings, account
+):
+    """5xx for longer than the adapter's own retries, several times over: each time the work
+    item goes back to the queue (not counted, not dead-lettered) and the job completes with
+    exactly the creators of an undisturbed run."""
+    acct = await account()
+    term = "beauty:60"
+    async with fake_scrapecreators(per_page=10) as (fake, url):
+        settings = service_settings.model_copy(
+            update={
+                "scraping_provider": "scrapecreators",
+                "scraping_provider_base_url": url,
+                "scraping_provider_api_key": "test-key",
+                "events_retry_max_seconds": 0.2,
+            }
+        )
+        # Page 1 answers; then 12 failures in a row: four times the adapter's 3 attempts.
+        fake.script(Fault(), *[Fault(status=503)] * 12)
+        async with stack(settings) as api:
+            created = await api.post(
+                "/jobs", json=job_body(acct, keywords=[term]), headers=acct.headers
+            )
+            job = await wait_for_status(committed, created.json()["id"], "completed", within=30)
+            await wait_settled(committed, acct.user.id, job.reservation_id, job.processed_results)
+    expected = {f"tt_beauty_{fake.author(term, j)}" for j in range(fake.supply(term))}
+    assert set(await stored_keys(committed, job.id)) == expected
+    assert job.processed_results == len(expected)
+    assert len(fake.requests) == 1 + 12 + 5  # every page asked until it answered
+    assert await dead_letters(committed) == 0
 
 
 async def test_a_job_against_the_real_adapter_completes(committed, service_settings, account):
@@ -128,6 +160,11 @@ async def test_a_job_against_the_real_adapter_completes(committed, service_setti
             job = await wait_for_status(committed, created.json()["id"], "completed")
     assert job.processed_results == 28  # 35 videos, every fifth by an earlier channel
     assert job.processed_runs == 4
+
+
+async def dead_letters(engine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.text("SELECT count(*) FROM dead_letters"))
 
 
 async def _queue_drained(engine) -> None:
@@ -182,7 +219,7 @@ async def test_campaign_and_user_deletion_purge_jobs_and_results(
                 keys = await conn.scalar(sa.text("SELECT count(*) FROM scraping_job_creators"))
             return jobs == batches == keys == 0
 
-            await eventually(purged)
+        await eventually(purged)
 
 
 async def test_deleting_a_campaign_cancels_its_live_job_and_gives_the_quota_back(

@@ -108,7 +108,7 @@ async def test_one_page_of_work_is_a_handful_of_statements_and_counts_from_the_d
     acct = await account()
     body = JobCreate.model_validate(job_body(acct, keywords=["one"], target_results=1000))
     async with AsyncSession(committed, expire_on_commit=False) as session, session.begin():
-        job = await JobService(session).create(
+        job = await JobService(session).insert(
             job_id=uuid.uuid4(), user_id=acct.user.id, body=body, reservation_id=None,
             provider="synthetic",
         )  # fmt: skip

@@ -6,10 +6,12 @@ import pytest
 
 from services.scraping.providers import (
     ProviderError,
+    ProviderUnavailable,
     ScrapeCreatorsProvider,
     SearchQuery,
     SyntheticProvider,
 )
+from shared.events.failures import is_transient
 
 from ..support.fake_provider import Fault, fake_scrapecreators
 
@@ -107,26 +109,37 @@ async def test_server_errors_and_rate_limits_are_retried_then_succeed():
     assert len(fake.requests) == 3
 
 
-async def test_a_rate_limit_longer_than_we_wait_fails_at_once():
+async def test_a_rate_limit_longer_than_we_wait_hands_the_item_back_at_once():
     async with fake_scrapecreators() as (fake, url):
         fake.script(Fault(status=429, retry_after=3600))
         provider = ScrapeCreatorsProvider(url, "test-key", backoff=0.01, max_retry_after=5)
-        with pytest.raises(ProviderError, match="rate limited"):
+        with pytest.raises(ProviderUnavailable, match="rate limited") as info:
             await provider.search(SearchQuery("tiktok", "keyword", "x"), None)
         await provider.aclose()
     assert len(fake.requests) == 1
+    assert is_transient(info.value) and info.value.retry_after == 3600
 
 
-async def test_timeouts_are_retried_then_give_up_with_a_provider_error():
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault(delay=0.5), r"still failing after 3 attempts .*timed out"),
+        (Fault(status=502), r"still failing after 3 attempts .*HTTP 502"),
+    ],
+)
+async def test_a_provider_that_stays_down_is_a_transient_failure(fault, message):
+    """Retried within the call, then handed back as transient: the work queue retries the
+    item later instead of ending the job."""
     async with fake_scrapecreators() as (fake, url):
-        fake.always = Fault(delay=0.5)
+        fake.always = fault
         provider = ScrapeCreatorsProvider(url, "test-key", timeout=0.1, attempts=3, backoff=0.01)
         started = time.monotonic()
-        with pytest.raises(ProviderError, match=r"gave up after 3 attempts .*timed out"):
+        with pytest.raises(ProviderUnavailable, match=message) as info:
             await provider.search(SearchQuery("tiktok", "keyword", "x"), None)
         await provider.aclose()
     assert time.monotonic() - started < 2
     assert len(fake.requests) == 3
+    assert is_transient(info.value) and not isinstance(info.value, ProviderError)
 
 
 @pytest.mark.parametrize(
@@ -142,10 +155,11 @@ async def test_client_errors_and_garbage_fail_without_retrying(key, fault, messa
         if fault:
             fake.script(fault)
         provider = ScrapeCreatorsProvider(url, key, backoff=0.01)
-        with pytest.raises(ProviderError, match=message):
+        with pytest.raises(ProviderError, match=message) as info:
             await provider.search(SearchQuery("tiktok", "keyword", "x"), None)
         await provider.aclose()
     assert len(fake.requests) == 1
+    assert not is_transient(info.value)  # the job ends in error: retrying will not help
 
 
 async def test_similar_search_is_not_offered_by_scrapecreators():

@@ -3,8 +3,8 @@
 from click.testing import Result
 from typer.testing import CliRunner
 
-from shared.cli.main import app
 from shared.settings import get_settings
+from tooling.cli.main import app
 
 
 def run_scout(monkeypatch, *args: str, **env: str) -> Result:

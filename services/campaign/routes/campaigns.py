@@ -3,14 +3,13 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from shared.models.enums import CampaignStatus
 from shared.queries.pagination import MAX_PAGE_SIZE
-from shared.web import ReadSessionDep, SessionDep
+from shared.web import CallerId, Quota, ReadSessionDep, SessionDep
 
 from .. import service
-from ..repositories.campaigns import CampaignRepository
 from ..schemas import (
     MAX_PAGE,
     CampaignCreate,
@@ -20,7 +19,6 @@ from ..schemas import (
     JobSummaryPublic,
     PageOf,
 )
-from .deps import OwnerId, ReaderId
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 CampaignPage = PageOf[CampaignPublic]
@@ -28,25 +26,25 @@ CampaignPage = PageOf[CampaignPublic]
 
 @router.post("", status_code=201, responses={403: {}, 503: {}})
 async def create_campaign(
-    body: CampaignCreate, request: Request, session: SessionDep, user_id: OwnerId
+    body: CampaignCreate, session: SessionDep, user_id: CallerId, quota: Quota
 ) -> CampaignPublic:
     """Create a draft campaign; 403 ``campaign_limit_reached`` at the plan's limit, 503 when
     billing cannot be asked (fail closed)."""
-    campaign = await service.create_campaign(request, session, user_id, body)
+    campaign = await service.create_campaign(session, quota, user_id, body)
     return CampaignPublic.model_validate(campaign)
 
 
 @router.get("")
 async def list_campaigns(
     session: ReadSessionDep,
-    user_id: ReaderId,
+    user_id: CallerId,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     status: CampaignStatus | None = None,
 ) -> CampaignPage:
     """The caller's campaigns, newest first, optionally of one status, with the total."""
-    result = await CampaignRepository(session).page(
-        user_id, page=page, page_size=page_size, status=status
+    result = await service.campaign_page(
+        session, user_id, page=page, page_size=page_size, status=status
     )
     # One validation of plain rows (FastAPI then only checks the instance and serialises it).
     return CampaignPage.model_validate(
@@ -61,15 +59,11 @@ async def list_campaigns(
 
 @router.get("/{campaign_id}", responses={404: {}})
 async def get_campaign(
-    campaign_id: uuid.UUID, session: ReadSessionDep, user_id: ReaderId
+    campaign_id: uuid.UUID, session: ReadSessionDep, user_id: CallerId
 ) -> CampaignDetail:
     """One campaign with its searches summarised (counts by status, creators found): three
     statements however many jobs it has."""
-    repo = CampaignRepository(session)
-    campaign = await repo.get(user_id, campaign_id)
-    if campaign is None:
-        raise service.campaign_not_found()
-    summary = await repo.job_summary(campaign.id)
+    campaign, summary = await service.campaign_detail(session, user_id, campaign_id)
     return CampaignDetail(
         **CampaignPublic.model_validate(campaign).model_dump(),
         jobs=JobSummaryPublic(
@@ -82,7 +76,7 @@ async def get_campaign(
 
 @router.patch("/{campaign_id}", responses={404: {}, 409: {}})
 async def update_campaign(
-    campaign_id: uuid.UUID, body: CampaignUpdate, session: SessionDep, user_id: OwnerId
+    campaign_id: uuid.UUID, body: CampaignUpdate, session: SessionDep, user_id: CallerId
 ) -> CampaignPublic:
     """Name, description, status (draft → active → completed → archived; others → 409)."""
     campaign = await service.update_campaign(session, user_id, campaign_id, body)
@@ -91,7 +85,7 @@ async def update_campaign(
 
 @router.delete("/{campaign_id}", status_code=204, responses={404: {}})
 async def delete_campaign(
-    campaign_id: uuid.UUID, session: SessionDep, user_id: OwnerId
+    campaign_id: uuid.UUID, session: SessionDep, user_id: CallerId
 ) -> Response:
     """Delete a campaign; its searches and results go too (scraping reacts to the event)."""
     await service.delete_campaign(session, user_id, campaign_id)

@@ -2,17 +2,16 @@
 
 from fastapi import APIRouter
 
-from shared.queries.dashboard import dashboard
-from shared.web import ReadSessionDep
+from shared.web import CallerId, ReadSessionDep
 
+from .. import service
 from ..schemas import Dashboard
-from .deps import ReaderId
 
 router = APIRouter(tags=["dashboard"])
 
 
 @router.get("/dashboard")
-async def get_dashboard(session: ReadSessionDep, user_id: ReaderId) -> Dashboard:
+async def get_dashboard(session: ReadSessionDep, user_id: CallerId) -> Dashboard:
     """Campaigns by status, searches and creators found in the last 30 days, the list pipeline
     by bucket and recent activity."""
-    return Dashboard(**await dashboard(session, user_id))
+    return Dashboard(**await service.dashboard(session, user_id))

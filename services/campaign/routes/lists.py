@@ -6,15 +6,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from shared.models import CreatorList
 from shared.models.enums import ListBucket
-from shared.queries.lists import list_items_page
 from shared.queries.pagination import MAX_PAGE_SIZE
-from shared.web import ReadSessionDep, SessionDep
+from shared.ratelimit import rate_limit
+from shared.web import CallerId, ReadSessionDep, SessionDep
 
-from .. import lists
+from .. import service
 from ..export import csv_chunks
-from ..repositories.lists import ListRepository
 from ..schemas import (
     MAX_PAGE,
     ItemsAdd,
@@ -30,33 +28,31 @@ from ..schemas import (
     ListUpdate,
     PageOf,
 )
-from .deps import ReaderId, WriterId
 
 router = APIRouter(prefix="/lists", tags=["lists"])
 
 PageQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PageSizeQ = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+# List writes spend the caller's per-minute budget first (429 with Retry-After when spent).
+LIST_WRITES = [rate_limit("lists.write", "rate_limit_list_writes_per_minute")]
 
 
-@router.post("", status_code=201)
-async def create_list(body: ListCreate, session: SessionDep, user_id: WriterId) -> ListPublic:
-    creator_list = await ListRepository(session).add(
-        CreatorList(user_id=user_id, **body.model_dump())
-    )
-    return ListPublic.model_validate(creator_list)
+@router.post("", status_code=201, dependencies=LIST_WRITES)
+async def create_list(body: ListCreate, session: SessionDep, user_id: CallerId) -> ListPublic:
+    return ListPublic.model_validate(await service.create_list(session, user_id, body))
 
 
 @router.get("")
 async def list_lists(
     session: ReadSessionDep,
-    user_id: ReaderId,
+    user_id: CallerId,
     page: PageQ = 1,
     page_size: PageSizeQ = 20,
     archived: bool | None = None,
 ) -> PageOf[ListPublic]:
     """The caller's lists, most recently changed first, with their (always current) stats."""
-    result = await ListRepository(session).page(
-        user_id, page=page, page_size=page_size, archived=archived
+    result = await service.list_page(
+        session, user_id, page=page, page_size=page_size, archived=archived
     )
     return PageOf[ListPublic](
         items=[ListPublic.model_validate(x) for x in result.items],
@@ -67,25 +63,21 @@ async def list_lists(
 
 
 @router.get("/{list_id}", responses={404: {}})
-async def get_list(list_id: uuid.UUID, session: ReadSessionDep, user_id: ReaderId) -> ListDetail:
-    repo = ListRepository(session)
-    creator_list = await lists.owned_list(repo, user_id, list_id)
-    buckets = {b.value: 0 for b in ListBucket}
-    buckets.update(await repo.bucket_counts(list_id))
+async def get_list(list_id: uuid.UUID, session: ReadSessionDep, user_id: CallerId) -> ListDetail:
+    creator_list, buckets = await service.list_detail(session, user_id, list_id)
     return ListDetail(**ListPublic.model_validate(creator_list).model_dump(), buckets=buckets)
 
 
-@router.patch("/{list_id}", responses={404: {}})
+@router.patch("/{list_id}", responses={404: {}}, dependencies=LIST_WRITES)
 async def update_list(
-    list_id: uuid.UUID, body: ListUpdate, session: SessionDep, user_id: WriterId
+    list_id: uuid.UUID, body: ListUpdate, session: SessionDep, user_id: CallerId
 ) -> ListPublic:
-    return ListPublic.model_validate(await lists.update_list(session, user_id, list_id, body))
+    return ListPublic.model_validate(await service.update_list(session, user_id, list_id, body))
 
 
-@router.delete("/{list_id}", status_code=204, responses={404: {}})
-async def delete_list(list_id: uuid.UUID, session: SessionDep, user_id: WriterId) -> Response:
-    repo = ListRepository(session)
-    await repo.delete(await lists.owned_list(repo, user_id, list_id))
+@router.delete("/{list_id}", status_code=204, responses={404: {}}, dependencies=LIST_WRITES)
+async def delete_list(list_id: uuid.UUID, session: SessionDep, user_id: CallerId) -> Response:
+    await service.delete_list(session, user_id, list_id)
     return Response(status_code=204)
 
 
@@ -93,17 +85,15 @@ async def delete_list(list_id: uuid.UUID, session: SessionDep, user_id: WriterId
 async def list_items(
     list_id: uuid.UUID,
     session: ReadSessionDep,
-    user_id: ReaderId,
+    user_id: CallerId,
     page: PageQ = 1,
     page_size: PageSizeQ = 50,
     bucket: ListBucket | None = None,
 ) -> PageOf[ListItemPublic]:
     """A page of the list's items in position order, with each creator (one statement)."""
-    result = await list_items_page(
+    result = await service.items_page(
         session, user_id, list_id, page=page, page_size=page_size, bucket=bucket
     )
-    if result is None:
-        raise lists.list_not_found()
     items = [
         ListItemPublic(
             id=item.id,
@@ -126,29 +116,29 @@ async def list_items(
     )
 
 
-@router.post("/{list_id}/items", responses={404: {}})
+@router.post("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
 async def add_items(
-    list_id: uuid.UUID, body: ItemsAdd, session: SessionDep, user_id: WriterId
+    list_id: uuid.UUID, body: ItemsAdd, session: SessionDep, user_id: CallerId
 ) -> ItemsAdded:
     """Add up to 500 creators in one transaction, deduped within the request and against the
     list; ``skipped`` counts both kinds of duplicate."""
-    return ItemsAdded(**await lists.add_items(session, user_id, list_id, body.items))
+    return ItemsAdded(**await service.add_items(session, user_id, list_id, body.items))
 
 
-@router.patch("/{list_id}/items", responses={404: {}})
+@router.patch("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
 async def update_items(
-    list_id: uuid.UUID, body: ItemsUpdate, session: SessionDep, user_id: WriterId
+    list_id: uuid.UUID, body: ItemsUpdate, session: SessionDep, user_id: CallerId
 ) -> ItemsUpdated:
     """Change position, bucket, notes or pinned of items named by id (body ``items``)."""
-    return ItemsUpdated(**await lists.update_items(session, user_id, list_id, body.items))
+    return ItemsUpdated(**await service.update_items(session, user_id, list_id, body.items))
 
 
-@router.delete("/{list_id}/items", responses={404: {}})
+@router.delete("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
 async def remove_items(
-    list_id: uuid.UUID, body: ItemsRemove, session: SessionDep, user_id: WriterId
+    list_id: uuid.UUID, body: ItemsRemove, session: SessionDep, user_id: CallerId
 ) -> ItemsRemoved:
     """Remove items named by id (body ``item_ids``); stats move in the same transaction."""
-    return ItemsRemoved(**await lists.remove_items(session, user_id, list_id, body.item_ids))
+    return ItemsRemoved(**await service.remove_items(session, user_id, list_id, body.item_ids))
 
 
 @router.get(
@@ -157,10 +147,10 @@ async def remove_items(
     responses={200: {"content": {"text/csv": {}}}, 404: {}},
 )
 async def export_csv(
-    list_id: uuid.UUID, request: Request, session: ReadSessionDep, user_id: ReaderId
+    list_id: uuid.UUID, request: Request, session: ReadSessionDep, user_id: CallerId
 ) -> StreamingResponse:
     """The list as CSV (header row first), streamed from a server-side cursor."""
-    await lists.owned_list(ListRepository(session), user_id, list_id)
+    await service.owned_list(session, user_id, list_id)
     return StreamingResponse(
         csv_chunks(request.app.state.engine, list_id),
         media_type="text/csv; charset=utf-8",

@@ -4,12 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from shared.errors import NotFound
+from shared.errors import UserNotFound
 from shared.runtime import json_value, parse_value
 from shared.web import AdminUser, SessionDep
 
-from ..inspection import user_dossier
-from ..repository import IdentityRepository
 from ..schemas import (
     ConfigPublic,
     ConfigPut,
@@ -19,7 +17,14 @@ from ..schemas import (
     UserPage,
     UserSummary,
 )
-from ..service import put_config, put_log_level
+from ..service import (
+    config,
+    log_level,
+    put_config,
+    put_log_level,
+    search_users,
+    user_dossier,
+)
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -37,7 +42,7 @@ async def list_users(
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UserPage:
-    found = await IdentityRepository(session).search_users(email, page, page_size)
+    found = await search_users(session, email, page=page, page_size=page_size)
     return UserPage(
         items=[UserSummary.model_validate(r) for r in found.items],
         total=found.total,
@@ -52,7 +57,7 @@ async def get_user(
 ) -> UserDossier:
     dossier = await user_dossier(session, clerk_user_id)
     if dossier is None:
-        raise NotFound(f"No user {clerk_user_id!r}.", code="user_not_found")
+        raise UserNotFound(f"No user {clerk_user_id!r}.")
     return dossier
 
 
@@ -73,10 +78,7 @@ def _config_public(row) -> ConfigPublic:
 async def get_config(
     category: Category, key: Key, admin: AdminUser, session: SessionDep
 ) -> ConfigPublic:
-    row = await IdentityRepository(session).get_config(category, key)
-    if row is None:
-        raise NotFound(f"No configuration {category}.{key}.", code="config_not_found")
-    return _config_public(row)
+    return _config_public(await config(session, category, key))
 
 
 @router.put("/config/{category}/{key}", summary="Set a typed configuration value (hot)")
@@ -98,9 +100,7 @@ async def set_config(
 async def get_log_level(
     service: ServiceName, logger: LoggerName, admin: AdminUser, session: SessionDep
 ) -> LoggingPublic:
-    row = await IdentityRepository(session).get_level(service, logger)
-    if row is None:
-        raise NotFound(f"No log level set for {service}/{logger}.", code="log_level_not_found")
+    row = await log_level(session, service, logger)
     return LoggingPublic.model_validate(dict(row._mapping))
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from shared.errors import BadRequest
+from shared.errors import InvalidPayload, InvalidSignature
 from shared.web import SessionDep
 
 from ..service import apply_clerk_event
@@ -25,9 +25,7 @@ def verify_clerk_delivery(secret: str, body: bytes, headers: dict[str, str]) -> 
         Webhook(secret).verify(body, headers)
     except (WebhookVerificationError, ValueError, binascii.Error) as exc:
         # ValueError/binascii.Error: a malformed signature header or a non-UTF-8 body.
-        raise BadRequest(
-            "The webhook signature is missing, invalid or too old.", code="invalid_signature"
-        ) from exc
+        raise InvalidSignature() from exc
 
 
 @router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)")
@@ -38,15 +36,15 @@ async def clerk_webhook(request: Request, session: SessionDep) -> dict[str, str]
     try:
         event = json.loads(body)
     except ValueError as exc:
-        raise BadRequest("The body is not JSON.", code="invalid_payload") from exc
+        raise InvalidPayload("The body is not JSON.") from exc
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        raise BadRequest("The event has no type.", code="invalid_payload")
+        raise InvalidPayload("The event has no type.")
     data = event.get("data")
     if not isinstance(data, dict):
-        raise BadRequest("The event has no data object.", code="invalid_payload")
+        raise InvalidPayload("The event has no data object.")
     svix_id = headers["svix-id"]
     if len(svix_id) > 200:
-        raise BadRequest("svix-id is too long.", code="invalid_payload")
+        raise InvalidPayload("svix-id is too long.")
     sent_at = datetime.fromtimestamp(int(float(headers["svix-timestamp"])), UTC)
     outcome = await apply_clerk_event(session, svix_id, event["type"], data, sent_at)
     log.info(

@@ -2,13 +2,14 @@
 
 from shared.settings import Settings
 
-from .base import Provider, ProviderError, SearchPage, SearchQuery
+from .base import Provider, ProviderError, ProviderUnavailable, SearchPage, SearchQuery
 from .scrapecreators import ScrapeCreatorsProvider
 from .synthetic import SyntheticProvider
 
 __all__ = [
     "Provider",
     "ProviderError",
+    "ProviderUnavailable",
     "ScrapeCreatorsProvider",
     "SearchPage",
     "SearchQuery",

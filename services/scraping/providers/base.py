@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from shared.events.failures import TransientError
 from shared.models.enums import Platform, SearchType
 
 from ..creators import Creator
@@ -29,14 +30,20 @@ class SearchPage:
 
 
 class ProviderError(Exception):
-    """The provider failed for good (after retries): the job ends in ``error``, it never hangs."""
+    """The provider refused the search for good (a 4xx, bad data): the job ends in ``error``."""
+
+
+class ProviderUnavailable(TransientError):
+    """The provider is down or busy (5xx, 429, timeouts, connection errors) after the call's own
+    quick retries: the work item is retried later, with backoff, and the job keeps going."""
 
 
 class Provider(Protocol):
     name: str
 
     async def search(self, query: SearchQuery, cursor: str | None) -> SearchPage:
-        """The page at ``cursor`` (``None`` = first page); raises :class:`ProviderError`."""
+        """The page at ``cursor`` (``None`` = first page); raises :class:`ProviderError` or
+        :class:`ProviderUnavailable`."""
         ...
 
     async def aclose(self) -> None: ...

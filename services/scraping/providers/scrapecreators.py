@@ -7,9 +7,11 @@ Endpoints (header ``x-api-key``), one page per call:
   ``{videos: [{id, url, title, channel{id, title, handle, thumbnail}, viewCountInt, …}], continuationToken}``
 - Instagram ``GET /v2/instagram/reels/search?query=`` → ``{reels: [{…, owner{…}}]}`` (one page only)
 
-Timeouts, connection errors, 5xx and 429 are retried with backoff (429 honours ``Retry-After``);
-other 4xx, malformed bodies and exhausted retries raise :class:`ProviderError`, which ends the
-job in ``error`` instead of leaving it to hang.
+Timeouts, connection errors, 5xx and 429 are retried a few times within the call (429 honours
+``Retry-After``); if they persist the call raises :class:`ProviderUnavailable`, a transient
+failure the work queue retries with backoff until the provider is back (the job keeps going,
+bounded by its own deadline). Other 4xx and malformed bodies raise :class:`ProviderError`,
+which ends the job in ``error``.
 """
 
 import asyncio
@@ -23,7 +25,7 @@ import httpx
 from shared.models.enums import Platform, SearchType
 
 from ..creators import Content, ContentStats, Creator, creator_key, emails_in
-from .base import ProviderError, SearchPage, SearchQuery
+from .base import ProviderError, ProviderUnavailable, SearchPage, SearchQuery
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +99,17 @@ class ScrapeCreatorsProvider:
                     raise ProviderError(f"{path}: {last}")
                 if response.status_code == 429:
                     delay = max(delay, self._retry_after(response))
-                    if delay > self.max_retry_after:
-                        raise ProviderError(f"{path}: rate limited for {delay:g}s")
+                    if delay > self.max_retry_after:  # not worth holding the item: come back
+                        raise ProviderUnavailable(
+                            f"{path}: rate limited for {delay:g}s", retry_after=delay
+                        )
             log.warning(
                 "scraping.provider.retry",
                 extra={"provider": self.name, "path": path, "attempt": attempt, "error": last},
             )
             if attempt < self.attempts:
                 await asyncio.sleep(delay)
-        raise ProviderError(f"{path}: gave up after {self.attempts} attempts ({last})")
+        raise ProviderUnavailable(f"{path}: still failing after {self.attempts} attempts ({last})")
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float:

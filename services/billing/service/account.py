@@ -1,0 +1,148 @@
+"""A user's billing account: plans, the billing status, Stripe checkout, the intended plan."""
+
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import UserNotFound
+from shared.models.enums import SubscriptionStatus, TrialStatus
+from shared.queries.users import derive_trial_status
+from shared.settings import Settings
+
+from .. import stripe_api
+from ..errors import BillingProviderUnavailable, UnknownPlan
+from ..repository import AccountRepository
+from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut, UsageOut
+
+TRIAL_DAYS = 7
+# Statuses with a Stripe subscription that is still running: a new plan changes it in place.
+LIVE = ("active", "trialing", "past_due", "unpaid")
+
+
+def trial_days_left(trial_status: TrialStatus, trial_end: datetime | None, now: datetime) -> int:
+    """Whole days left in an active trial, rounded up (0 otherwise)."""
+    if trial_status != TrialStatus.active or trial_end is None:
+        return 0
+    return max(0, math.ceil((trial_end - now).total_seconds() / 86400))
+
+
+def access_allowed(status: str, trial_status: TrialStatus, onboarding_step: str | None) -> bool:
+    """(active OR trial active) AND onboarding completed."""
+    paying = status == SubscriptionStatus.active or trial_status == TrialStatus.active
+    return paying and onboarding_step == "completed"
+
+
+async def plans(session: AsyncSession) -> list[Mapping[str, Any]]:
+    """Active plans in display order (public)."""
+    return await AccountRepository(session).plans()
+
+
+async def billing_status(session: AsyncSession, user_id: uuid.UUID) -> BillingStatusOut:
+    """Plan, subscription and trial status, access and usage of the caller (one statement)."""
+    found = await AccountRepository(session).status(user_id)
+    if found is None:
+        raise UserNotFound("No billing account for this user yet.")
+    user, counts = found
+    now = datetime.now(UTC)
+    trial = derive_trial_status(user["subscription_status"], user["trial_end_date"], now)
+    return BillingStatusOut(
+        plan=user["current_plan"],
+        subscription_status=user["subscription_status"],
+        trial_status=trial,
+        trial_ends_at=user["trial_end_date"],
+        trial_days_left=trial_days_left(trial, user["trial_end_date"], now),
+        access_allowed=access_allowed(user["subscription_status"], trial, user["onboarding_step"]),
+        billing_interval=user["billing_interval"],
+        current_period_end=user["current_period_end"],
+        usage={
+            r: UsageOut(used=c.used, limit=c.limit, reserved=c.reserved) for r, c in counts.items()
+        },
+    )
+
+
+async def checkout(
+    session: AsyncSession,
+    settings: Settings,
+    user_id: uuid.UUID,
+    clerk_user_id: str,
+    body: CheckoutIn,
+) -> CheckoutOut:
+    """A Stripe Checkout session (7-day trial for a first subscription only), or an in-place
+    plan change when the user already has a live subscription."""
+    client = stripe_api.client(settings)  # 503 billing_provider_unavailable when unset
+    repo = AccountRepository(session)
+    if not await repo.plan_exists(body.plan):
+        raise UnknownPlan(f"There is no plan {body.plan!r}.")
+    # One checkout at a time per user (the billing row lock): the customer is created once.
+    user = await repo.lock_checkout(user_id)
+    if user is None:
+        raise UserNotFound("No billing account for this user yet.")
+    price = stripe_api.price_id(body.plan, body.interval)
+    metadata = {"user_id": clerk_user_id, "plan": body.plan}
+    try:
+        if user["stripe_subscription_id"] and user["subscription_status"] in LIVE:
+            sub = await client.v1.subscriptions.retrieve_async(user["stripe_subscription_id"])
+            item = sub["items"]["data"][0]
+            await client.v1.subscriptions.update_async(
+                sub["id"],
+                params={
+                    "items": [{"id": item["id"], "price": price}],
+                    "proration_behavior": "create_prorations",
+                    "metadata": metadata,
+                },
+            )
+            await repo.set_intended_plan(user_id, body.plan)
+            return CheckoutOut(mode="upgrade", subscription_id=sub["id"], trial_days=0)
+        customer = user["stripe_customer_id"]
+        if not customer:
+            created = await client.v1.customers.create_async(
+                params={"email": user["email"], "metadata": {"user_id": clerk_user_id}}
+            )
+            customer = created["id"]
+            await repo.set_customer(user_id, customer)
+        first = (
+            not user["stripe_subscription_id"]
+            and user["trial_start_date"] is None
+            and user["subscription_status"] == SubscriptionStatus.none
+        )
+        subscription_data: dict[str, Any] = {"metadata": {**metadata, "interval": body.interval}}
+        if first:
+            subscription_data["trial_period_days"] = TRIAL_DAYS
+        created_session = await client.v1.checkout.sessions.create_async(
+            params={
+                "mode": "subscription",
+                "customer": customer,
+                "client_reference_id": clerk_user_id,
+                "line_items": [{"price": price, "quantity": 1}],
+                "payment_method_collection": "always",
+                "allow_promotion_codes": True,
+                "subscription_data": subscription_data,
+                "success_url": os.environ.get(
+                    "BILLING_SUCCESS_URL",
+                    "http://localhost:3000/onboarding/success?session_id={CHECKOUT_SESSION_ID}",
+                ),
+                "cancel_url": os.environ.get(
+                    "BILLING_CANCEL_URL", "http://localhost:3000/dashboard"
+                ),
+            }
+        )
+    except stripe.StripeError as exc:
+        raise BillingProviderUnavailable(f"The billing provider failed: {exc}") from exc
+    await repo.set_intended_plan(user_id, body.plan)
+    return CheckoutOut(
+        mode="checkout",
+        checkout_url=created_session["url"],
+        session_id=created_session["id"],
+        trial_days=TRIAL_DAYS if first else 0,
+    )
+
+
+async def intend_plan(session: AsyncSession, user_id: uuid.UUID, plan: str) -> None:
+    """The user chose ``plan`` during onboarding (an unknown plan is ignored)."""
+    await AccountRepository(session).set_intended_plan(user_id, plan)

@@ -1,0 +1,138 @@
+"""Usage quota: reservations that hold under any concurrency (the one implementation).
+
+How the counters work (decided once, used everywhere):
+
+* ``user_usage`` counters (``usage_campaigns_current``, ``usage_creators_current_month``,
+  ``enrichments_current_month``) count **confirmed usage plus live holds**.
+* :func:`reserve` IS the increment: one conditional ``UPDATE … SET c = c + n WHERE limit = -1 OR
+  c + n <= limit`` on the user's row (``UsageRepository.charge``).
+* :func:`release` settles a hold: ``used_amount`` stays counted (status ``confirmed``) and the rest
+  is given back (``released`` when nothing was used). Nothing else adds usage, so
+  ``campaign.campaign.created`` does not increment again (the campaign service confirms the
+  reservation it took); ``campaign.campaign.deleted`` gives one campaign back.
+* Holds not settled by ``expires_at`` are given back by :func:`expire_reservations` (scheduled),
+  so a crashed caller never leaks quota. A late release of an expired hold that reports usage
+  still charges that usage (the work happened), without a limit check.
+* The monthly reset sets the creators/enrichments counters to what is still held, so in-flight
+  holds stay counted and their later release cannot drive a counter negative.
+
+Limits: the user's per-user override (``user_usage.plan_*_limit``) when set, else the plan's
+limit, else 0 (no plan = zero allowance). ``-1`` means unlimited.
+"""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.events.catalogue import (
+    UsageReleaseReply,
+    UsageReleaseRequest,
+    UsageReserveReply,
+    UsageReserveRequest,
+)
+from shared.models.enums import ReservationStatus, UsageResource
+
+from ..errors import ReservationNotFound
+from ..repository import UsageRepository
+
+LIMIT_CODE = {
+    UsageResource.campaigns: "campaign_limit_reached",
+    UsageResource.creators: "creators_limit_reached",
+    UsageResource.enrichments: "enrichments_limit_reached",
+}
+
+
+async def reserve(session: AsyncSession, request: UsageReserveRequest) -> UsageReserveReply:
+    """Hold ``amount`` of ``resource`` for ``user_id`` if the limit allows, in the caller's transaction.
+
+    The same ``idempotency_key`` returns the same reservation (and charges once, even when
+    both requests run at the same moment: the second waits on the unique index).
+    """
+    repo = UsageRepository(session)
+    resource = UsageResource(request.resource)
+    new_id = uuid.uuid4()
+    expires_at = datetime.now(UTC) + timedelta(seconds=request.ttl_seconds)
+    if not await repo.insert_reservation(
+        new_id, request.user_id, resource, request.amount, request.idempotency_key, expires_at
+    ):
+        return await _existing(repo, request)
+    charged = await repo.charge(request.user_id, resource, request.amount)
+    if charged is not None:
+        used, limit = charged
+        return UsageReserveReply(allowed=True, reservation_id=new_id, used=used, limit=limit)
+    # Denied: the key must stay free for a later attempt (after an upgrade, say).
+    await repo.delete_reservation(new_id)
+    current = (await repo.usage_of(request.user_id))[resource]
+    return UsageReserveReply(
+        allowed=False, used=current.used, limit=current.limit, code=LIMIT_CODE[resource]
+    )
+
+
+async def _existing(repo: UsageRepository, request: UsageReserveRequest) -> UsageReserveReply:
+    row = await repo.reservation_by_key(request.user_id, request.idempotency_key)
+    if row is None:  # no usage row: an unknown (or not yet provisioned) user has no allowance
+        resource = UsageResource(request.resource)
+        return UsageReserveReply(allowed=False, used=0, limit=0, code=LIMIT_CODE[resource])
+    current = (await repo.usage_of(request.user_id))[UsageResource(row["resource"])]
+    return UsageReserveReply(
+        allowed=True, reservation_id=row["id"], used=current.used, limit=current.limit
+    )
+
+
+async def release(session: AsyncSession, request: UsageReleaseRequest) -> UsageReleaseReply:
+    """Settle a hold: ``used_amount`` stays counted, the rest is given back. Idempotent."""
+    repo = UsageRepository(session)
+    row = await repo.lock_reservation(request.reservation_id)
+    if row is None:
+        raise ReservationNotFound(f"No reservation {request.reservation_id}.")
+    used = min(request.used_amount, row["amount"])
+    if row["status"] == ReservationStatus.reserved:
+        delta = -(row["amount"] - used)  # give back the unused part
+    elif row["status"] == ReservationStatus.expired and row["used_amount"] is None and used > 0:
+        delta = used  # the hold was already given back, but the work happened: charge it
+    else:  # already settled: the same answer again
+        return UsageReleaseReply(
+            reservation_id=request.reservation_id,
+            status=row["status"],
+            released=row["amount"] - (row["used_amount"] or 0),
+        )
+    status = ReservationStatus.confirmed if used > 0 else ReservationStatus.released
+    await repo.settle(request.reservation_id, used, status.value)
+    if delta:
+        await repo.adjust(row["user_id"], UsageResource(row["resource"]), delta)
+    return UsageReleaseReply(
+        reservation_id=request.reservation_id, status=status, released=row["amount"] - used
+    )
+
+
+async def expire_reservations(session: AsyncSession, *, batch: int = 1000) -> int:
+    """Give back every hold past its deadline (one statement per batch); returns how many."""
+    repo = UsageRepository(session)
+    total = 0
+    while True:
+        n = await repo.expire_batch(batch)
+        total += n
+        if not n or n < batch:
+            return total
+
+
+async def reset_monthly_usage(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Reset creators/enrichments of every user whose month is over, on their own reset date.
+
+    Counters become what is still held (live reservations stay counted); the reset date moves
+    forward by whole months, so it keeps the user's anniversary and never drifts.
+    """
+    now = now or datetime.now(UTC)
+    repo = UsageRepository(session)
+    due = await repo.lock_due_for_reset(now)
+    if not due:
+        return 0
+    # A new statement (new snapshot) after the locks: every committed hold is visible.
+    await repo.reset(due, now)
+    return len(due)
+
+
+async def give_back_campaign(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """A campaign was deleted: it no longer counts against "campaigns at once"."""
+    await UsageRepository(session).adjust(user_id, UsageResource.campaigns, -1)

@@ -1,0 +1,26 @@
+"""The campaign service's error codes."""
+
+from shared.errors import Conflict, LimitReached, NotFound
+
+
+class CampaignNotFound(NotFound):
+    """No live campaign with that id belongs to the caller (another user's answers the same)."""
+
+    code = "campaign_not_found"
+    detail = "No such campaign."
+
+
+class ListNotFound(NotFound):
+    code = "list_not_found"
+    detail = "No such list."
+
+
+class IllegalStatusTransition(Conflict):
+    """A status change that is not the next step of draft → active → completed → archived."""
+
+    code = "illegal_status_transition"
+
+
+class CampaignLimitReached(LimitReached):
+    code = "campaign_limit_reached"
+    detail = "You have reached your plan's campaign limit; upgrade to add more."

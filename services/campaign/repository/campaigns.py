@@ -1,0 +1,171 @@
+"""Every SQL statement about campaigns: the listing, reads, lifecycle writes, the sweep, the
+user purge, and the per-campaign summary of scraping's jobs (read, never written)."""
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import Campaign, CreatorList, ScrapingJob
+from shared.models.enums import JobStatus
+from shared.queries.pagination import Page, PageQuery, newest_first
+
+# What a listing shows of a campaign (CampaignPublic), fetched as plain rows: no ORM objects.
+LISTING_COLUMNS = (
+    Campaign.id,
+    Campaign.name,
+    Campaign.description,
+    Campaign.search_type,
+    Campaign.status,
+    Campaign.created_at,
+    Campaign.updated_at,
+)
+LISTING_FIELDS = tuple(c.key for c in LISTING_COLUMNS)
+
+
+def _listing(*, by_status: bool) -> PageQuery:
+    """The live campaigns of a user (and status), newest first, built once (user and status are
+    bind parameters). Campaigns whose deletion has started are gone as far as listings go. The
+    page is a deferred join on ``ix_campaigns_user_id_live_newest`` (see ``PageQuery``'s key)."""
+    stmt = sa.select(*LISTING_COLUMNS).where(
+        Campaign.user_id == sa.bindparam("user_id", type_=sa.Uuid), Campaign.deleted_at.is_(None)
+    )
+    if by_status:
+        stmt = stmt.where(Campaign.status == sa.bindparam("status", type_=sa.String))
+    return PageQuery.build(stmt, order_by=newest_first(Campaign), key=Campaign.id)
+
+
+_PAGE = _listing(by_status=False)
+_PAGE_BY_STATUS = _listing(by_status=True)
+
+# A campaign's searches summarised in one statement: jobs by status, total, creators found.
+_JOB_SUMMARY = sa.select(
+    sa.func.count().label("total"),
+    sa.func.coalesce(sa.func.sum(ScrapingJob.processed_results), 0).label("processed"),
+    *(
+        sa.func.count().filter(ScrapingJob.status == status).label(status.value)
+        for status in JobStatus
+    ),
+).where(ScrapingJob.campaign_id == sa.bindparam("campaign_id", type_=sa.Uuid))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    total: int = 0
+    processed_results: int = 0
+    by_status: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((s.value for s in JobStatus), 0)
+    )
+
+
+class CampaignRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, campaign: Campaign) -> Campaign:
+        self.session.add(campaign)
+        await self.session.flush()
+        return campaign
+
+    async def page(
+        self, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None = None
+    ) -> Page[dict[str, Any]]:
+        """A page of the user's campaigns as dicts of ``LISTING_FIELDS`` (with the total)."""
+        if status is None:
+            query, params = _PAGE, {"user_id": user_id}
+        else:
+            query, params = _PAGE_BY_STATUS, {"user_id": user_id, "status": status}
+        result = await query.run(self.session, params, page=page, page_size=page_size)
+        items = [dict(zip(LISTING_FIELDS, row, strict=True)) for row in result.items]
+        return replace(result, items=items)
+
+    async def get(
+        self, user_id: uuid.UUID, campaign_id: uuid.UUID, *, for_update: bool = False
+    ) -> Campaign | None:
+        """A live campaign of this user; another user's (or a deleted one) is ``None``."""
+        stmt = sa.select(Campaign).where(
+            Campaign.id == campaign_id,
+            Campaign.user_id == user_id,
+            Campaign.deleted_at.is_(None),
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def update(self, campaign: Campaign, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` (one UPDATE) and reload ``updated_at``, which a trigger sets."""
+        for key, value in changes.items():
+            setattr(campaign, key, value)
+        await self.session.flush()
+        await self.session.refresh(campaign)
+
+    async def job_summary(self, campaign_id: uuid.UUID) -> JobSummary:
+        """The campaign's jobs by status, their total and SUM(processed_results): one statement
+        however many jobs it has (zeros for a campaign without jobs)."""
+        row = (await self.session.execute(_JOB_SUMMARY, {"campaign_id": campaign_id})).mappings()
+        found = row.one()
+        return JobSummary(
+            total=found["total"],
+            processed_results=int(found["processed"]),
+            by_status={status.value: found[status.value] for status in JobStatus},
+        )
+
+    async def mark_deleted(self, user_id: uuid.UUID, campaign_id: uuid.UUID) -> bool:
+        """Start deletion (the row goes once scraping has purged its jobs); False if not ours."""
+        marked = await self.session.execute(
+            sa.update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.user_id == user_id,
+                Campaign.deleted_at.is_(None),
+            )
+            .values(deleted_at=sa.func.now())
+            .returning(Campaign.id)
+        )
+        return marked.first() is not None
+
+    async def sweep_deleted(self, grace: timedelta, limit: int = 500) -> list[uuid.UUID]:
+        """Remove campaigns whose deletion started and whose jobs scraping has purged.
+
+        Jobs belong to scraping: a campaign that still has any is left alone (its FK cascade
+        would otherwise delete scraping's rows behind its back).
+        """
+        doomed = (
+            sa.select(Campaign.id)
+            .where(
+                Campaign.deleted_at.is_not(None),
+                Campaign.deleted_at < sa.func.now() - grace,
+                ~sa.exists().where(ScrapingJob.campaign_id == Campaign.id),
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            sa.delete(Campaign).where(Campaign.id.in_(doomed)).returning(Campaign.id)
+        )
+        return list(rows.scalars())
+
+    async def purge_user(self, user_id: uuid.UUID) -> tuple[int, int]:
+        """Everything campaign owns of a user: lists (items cascade) go now, campaigns are
+        marked and go once scraping has purged their jobs. Returns (lists, campaigns)."""
+        lists = await self.session.execute(
+            sa.delete(CreatorList).where(CreatorList.user_id == user_id).returning(CreatorList.id)
+        )
+        await self.session.execute(
+            sa.update(Campaign)
+            .where(Campaign.user_id == user_id, Campaign.deleted_at.is_(None))
+            .values(deleted_at=sa.func.now())
+        )
+        campaigns = await self.session.execute(
+            sa.delete(Campaign)
+            .where(
+                Campaign.user_id == user_id,
+                ~sa.exists().where(ScrapingJob.campaign_id == Campaign.id),
+            )
+            .returning(Campaign.id)
+        )
+        return len(lists.all()), len(campaigns.all())

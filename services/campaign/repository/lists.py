@@ -1,0 +1,306 @@
+"""Every SQL statement about creator lists, their items and creator profiles.
+
+List stats (``creator_count``, ``follower_sum``) change in the same statement as the items
+they count, under the list's row lock, so they are never a stale cache (the original's
+``refreshListStats`` ran outside the transaction and deadlocked into stale zeros).
+
+A page of items (``GET /lists/{id}/items``) is O(page): its total is ``creator_count`` (kept in
+the same transaction as every item change), so a page never counts the whole list; items are
+read in ``position`` order through ``ix_list_items_list_id_position``. A bucket filter has no
+maintained count and counts through ``ix_list_items_list_id_bucket`` instead.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import CreatorList, CreatorProfile, ListItem
+from shared.queries.pagination import Page, paginate, validate_page
+
+# Profiles are inserted in (platform, external_id) order so two requests adding overlapping
+# creators take the unique-index locks in the same order and cannot deadlock. Existing profiles
+# are left as they are (first snapshot wins), which keeps follower_sum arithmetic exact.
+_INSERT_PROFILES = sa.text("""
+INSERT INTO creator_profiles
+    (platform, external_id, handle, display_name, avatar_url, url, followers,
+     engagement_rate, category, metadata)
+SELECT platform, external_id, handle, display_name, avatar_url, url, followers,
+       engagement_rate, category, coalesce(metadata, '{}'::jsonb)
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    platform text, external_id text, handle text, display_name text, avatar_url text,
+    url text, followers bigint, engagement_rate numeric, category text, metadata jsonb)
+ORDER BY platform, external_id
+ON CONFLICT (platform, external_id) DO NOTHING
+""")
+
+# One statement: resolve creator ids, append new items after the list's last position, and
+# bump the stats by exactly what was inserted. The caller holds the list's row lock, so no
+# concurrent add can interleave positions; ON CONFLICT stays as the constraint's last word.
+_ADD_ITEMS = sa.text("""
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        ord int, platform text, external_id text, bucket text, notes text, pinned boolean,
+        metrics_snapshot jsonb, custom_fields jsonb)
+), fresh AS (
+    SELECT p.id AS creator_id, i.*
+    FROM input i
+    JOIN creator_profiles p ON p.platform = i.platform AND p.external_id = i.external_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM list_items li WHERE li.list_id = :list_id AND li.creator_id = p.id)
+), top AS (
+    SELECT coalesce(max(position), -1) AS position FROM list_items WHERE list_id = :list_id
+), inserted AS (
+    INSERT INTO list_items
+        (list_id, creator_id, position, bucket, notes, pinned, metrics_snapshot,
+         custom_fields, added_by)
+    SELECT :list_id, f.creator_id, top.position + row_number() OVER (ORDER BY f.ord),
+           f.bucket, f.notes, f.pinned, coalesce(f.metrics_snapshot, '{}'::jsonb),
+           coalesce(f.custom_fields, '{}'::jsonb), :user_id
+    FROM fresh f CROSS JOIN top
+    ON CONFLICT (list_id, creator_id) DO NOTHING
+    RETURNING creator_id
+), stats AS (
+    UPDATE creator_lists SET
+        creator_count = creator_count + (SELECT count(*) FROM inserted),
+        follower_sum = follower_sum + (
+            SELECT coalesce(sum(p.followers), 0)
+            FROM inserted JOIN creator_profiles p ON p.id = inserted.creator_id)
+    WHERE id = :list_id
+    RETURNING creator_count
+)
+SELECT (SELECT count(*) FROM inserted) AS added, (SELECT creator_count FROM stats) AS total
+""")
+
+# Only the fields a change names are touched (set_* flags), so notes can be cleared to NULL.
+_UPDATE_ITEMS = sa.text("""
+UPDATE list_items li SET
+    position = CASE WHEN c.set_position THEN c.position ELSE li.position END,
+    bucket = CASE WHEN c.set_bucket THEN c.bucket ELSE li.bucket END,
+    notes = CASE WHEN c.set_notes THEN c.notes ELSE li.notes END,
+    pinned = CASE WHEN c.set_pinned THEN c.pinned ELSE li.pinned END
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS c(
+    id uuid, set_position boolean, position int, set_bucket boolean, bucket text,
+    set_notes boolean, notes text, set_pinned boolean, pinned boolean)
+WHERE li.id = c.id AND li.list_id = :list_id
+RETURNING li.id
+""")
+
+# Data-modifying CTEs always run to completion, so the stats update happens with the delete.
+_REMOVE_ITEMS = sa.text("""
+WITH removed AS (
+    DELETE FROM list_items WHERE list_id = :list_id AND id = ANY(:ids) RETURNING id, creator_id
+), stats AS (
+    UPDATE creator_lists SET
+        creator_count = creator_count - (SELECT count(*) FROM removed),
+        follower_sum = follower_sum - (
+            SELECT coalesce(sum(p.followers), 0)
+            FROM removed JOIN creator_profiles p ON p.id = removed.creator_id)
+    WHERE id = :list_id
+    RETURNING id
+)
+SELECT removed.id FROM removed
+""")
+
+
+class ListItemRow(NamedTuple):
+    id: uuid.UUID
+    creator_id: uuid.UUID
+    position: int
+    bucket: str
+    pinned: bool
+    notes: str | None
+    metrics_snapshot: dict[str, Any]
+    added_at: datetime
+    platform: str
+    external_id: str
+    handle: str
+    display_name: str | None
+    avatar_url: str | None
+    url: str | None
+    followers: int | None
+    engagement_rate: Decimal | None
+    category: str | None
+
+
+_ITEM_COLUMNS = """
+  i.id, i.creator_id, i.position, i.bucket, i.pinned, i.notes, i.metrics_snapshot,
+  i.created_at AS added_at, p.platform, p.external_id, p.handle, p.display_name, p.avatar_url, p.url,
+  p.followers, p.engagement_rate, p.category"""
+
+# Ownership, total and page in one statement; no row ⇒ not this user's list (answer 404).
+_ITEMS_PAGE = sa.text(
+    f"""
+SELECT l.creator_count AS _total, page.*
+FROM creator_lists l
+LEFT JOIN LATERAL (
+  SELECT {_ITEM_COLUMNS}
+  FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id
+  WHERE i.list_id = l.id
+  ORDER BY i.position, i.id
+  LIMIT :limit OFFSET :offset
+) page ON true
+WHERE l.id = :list_id AND l.user_id = :user_id
+"""
+)
+
+_BUCKET_ITEMS_PAGE = sa.text(
+    f"""
+SELECT (SELECT count(*) FROM list_items c WHERE c.list_id = l.id AND c.bucket = :bucket)
+         AS _total, page.*
+FROM creator_lists l
+LEFT JOIN LATERAL (
+  SELECT {_ITEM_COLUMNS}
+  FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id
+  WHERE i.list_id = l.id AND i.bucket = :bucket
+  ORDER BY i.position, i.id
+  LIMIT :limit OFFSET :offset
+) page ON true
+WHERE l.id = :list_id AND l.user_id = :user_id
+"""
+)
+
+EXPORT_COLUMNS = (
+    "position", "bucket", "platform", "external_id", "handle", "display_name", "followers",
+    "engagement_rate", "category", "url", "notes", "pinned", "added_at",
+)  # fmt: skip
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows).decode()
+
+
+class ListRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, creator_list: CreatorList) -> CreatorList:
+        self.session.add(creator_list)
+        await self.session.flush()
+        return creator_list
+
+    async def page(
+        self, user_id: uuid.UUID, *, page: int, page_size: int, archived: bool | None
+    ) -> Page[CreatorList]:
+        """A user's lists, most recently changed first."""
+        stmt = sa.select(CreatorList).where(CreatorList.user_id == user_id)
+        if archived is not None:
+            stmt = stmt.where(CreatorList.is_archived.is_(archived))
+        order = (CreatorList.updated_at.desc(), CreatorList.id.desc())
+        return await paginate(self.session, stmt, page=page, page_size=page_size, order_by=order)
+
+    async def get(
+        self, user_id: uuid.UUID, list_id: uuid.UUID, *, for_update: bool = False
+    ) -> CreatorList | None:
+        """This user's list (another user's is ``None``); ``for_update`` serialises item writes."""
+        stmt = sa.select(CreatorList).where(
+            CreatorList.id == list_id, CreatorList.user_id == user_id
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def items_page(
+        self,
+        user_id: uuid.UUID,
+        list_id: uuid.UUID,
+        *,
+        page: int,
+        page_size: int,
+        bucket: str | None = None,
+    ) -> Page[ListItemRow] | None:
+        """One page of the user's list (position order) with each creator's profile columns, in
+        one statement; None when the list does not exist or is another user's."""
+        validate_page(page, page_size)
+        params: dict[str, Any] = {
+            "list_id": list_id,
+            "user_id": user_id,
+            "limit": page_size,
+            "offset": (page - 1) * page_size,
+        }
+        stmt = _ITEMS_PAGE
+        if bucket is not None:
+            stmt, params["bucket"] = _BUCKET_ITEMS_PAGE, bucket
+        rows = (await self.session.execute(stmt, params)).all()
+        if not rows:
+            return None
+        items = [ListItemRow(*row[1:]) for row in rows if row[1] is not None]
+        return Page(items=items, total=rows[0][0], page=page, page_size=page_size)
+
+    async def update(self, creator_list: CreatorList, fields: dict[str, Any]) -> None:
+        """Apply ``fields`` (one UPDATE) and reload ``updated_at``, which a trigger sets."""
+        for key, value in fields.items():
+            setattr(creator_list, key, value)
+        await self.session.flush()
+        await self.session.refresh(creator_list)
+
+    async def delete(self, creator_list: CreatorList) -> None:
+        await self.session.execute(sa.delete(CreatorList).where(CreatorList.id == creator_list.id))
+
+    async def bucket_counts(self, list_id: uuid.UUID) -> dict[str, int]:
+        rows = await self.session.execute(
+            sa.select(ListItem.bucket, sa.func.count())
+            .where(ListItem.list_id == list_id)
+            .group_by(ListItem.bucket)
+        )
+        return {bucket: n for bucket, n in rows.all()}
+
+    async def add_items(
+        self,
+        list_id: uuid.UUID,
+        user_id: uuid.UUID,
+        profiles: list[dict[str, Any]],
+        items: list[dict[str, Any]],
+    ) -> int:
+        """Upsert ``profiles`` then append ``items`` not yet in the list; returns how many went in.
+
+        Two statements for any batch size. The caller holds the list's row lock.
+        """
+        await self.session.execute(_INSERT_PROFILES, {"rows": _json(profiles)})
+        row = (
+            await self.session.execute(
+                _ADD_ITEMS, {"rows": _json(items), "list_id": list_id, "user_id": user_id}
+            )
+        ).one()
+        return row.added
+
+    async def update_items(
+        self, list_id: uuid.UUID, changes: list[dict[str, Any]]
+    ) -> set[uuid.UUID]:
+        rows = await self.session.execute(
+            _UPDATE_ITEMS, {"rows": _json(changes), "list_id": list_id}
+        )
+        return set(rows.scalars())
+
+    async def remove_items(self, list_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.session.execute(_REMOVE_ITEMS, {"ids": list(ids), "list_id": list_id})
+        return set(rows.scalars())
+
+
+def export_statement(list_id: uuid.UUID) -> sa.Select:
+    """The CSV rows of a list in position order (streamed with a server-side cursor)."""
+    return (
+        sa.select(
+            ListItem.position,
+            ListItem.bucket,
+            CreatorProfile.platform,
+            CreatorProfile.external_id,
+            CreatorProfile.handle,
+            CreatorProfile.display_name,
+            CreatorProfile.followers,
+            CreatorProfile.engagement_rate,
+            CreatorProfile.category,
+            CreatorProfile.url,
+            ListItem.notes,
+            ListItem.pinned,
+            ListItem.created_at,
+        )
+        .join(CreatorProfile, CreatorProfile.id == ListItem.creator_id)
+        .where(ListItem.list_id == list_id)
+        .order_by(ListItem.position, ListItem.id)
+    )

@@ -1,0 +1,1 @@
+"""Scraping's HTTP routes, one module per resource: parse, authorize, call the service, shape."""

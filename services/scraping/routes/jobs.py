@@ -1,0 +1,89 @@
+"""``/jobs``: create, list, read and cancel search jobs, and page through their creators."""
+
+import uuid
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+
+from shared.models.enums import JobStatus
+from shared.queries.pagination import MAX_PAGE
+from shared.ratelimit import rate_limit
+from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
+
+from ..schemas import MAX_RESULTS_LIMIT, JobCreate, JobPage, JobPublic, ResultsPage
+from ..service import JobService
+
+router = APIRouter(tags=["jobs"])
+# Per-user budget on job creation (the original's dispatch had no rate limit at all).
+JOB_CREATES = [rate_limit("jobs.create", "rate_limit_job_creates_per_minute")]
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobPublic,
+    summary="Start a search job",
+    dependencies=JOB_CREATES,
+)
+async def create_job(
+    body: JobCreate, request: Request, session: SessionDep, user_id: CallerId, quota: Quota
+) -> JobPublic:
+    """Validate, reserve ``target_results`` creators from billing, then queue the job."""
+    provider = request.app.state.settings.scraping_provider
+    job = await JobService(session).create(quota, user_id=user_id, body=body, provider=provider)
+    return JobPublic.of(job)
+
+
+@router.get("/jobs", response_model=JobPage, summary="List your jobs")
+async def list_jobs(
+    user_id: CallerId,
+    session: ReadSessionDep,
+    campaign_id: uuid.UUID | None = None,
+    status: JobStatus | None = None,
+    keyword: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobPage:
+    """Newest first; ``keyword`` matches jobs whose keywords contain it (JSONB GIN index)."""
+    found = await JobService(session).page(
+        user_id, campaign_id=campaign_id, status=status, keyword=keyword,
+        page=page, page_size=page_size,
+    )  # fmt: skip
+    return JobPage(
+        items=[JobPublic.of(j) for j in found.items],
+        total=found.total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, summary="One job and its progress")
+async def get_job(job_id: uuid.UUID, user_id: CallerId, session: ReadSessionDep) -> JobPublic:
+    return JobPublic.of(await JobService(session).job(user_id, job_id))
+
+
+@router.get("/jobs/{job_id}/results", response_model=ResultsPage, summary="A page of creators")
+async def job_results(
+    job_id: uuid.UUID,
+    principal: CurrentUser,
+    session: ReadSessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 100,
+) -> Response:
+    """Creators in stored order; reads only the batches overlapping the page (O(page)). One
+    statement: the caller is resolved inside it, so this route does not take ``CallerId``."""
+    page = await JobService(session).results(
+        principal.clerk_user_id, job_id, offset=offset, limit=limit
+    )
+    # The creators' JSON goes out as Postgres wrote it: never parsed, never rebuilt.
+    head = orjson.dumps(
+        {"total": page.total, "offset": offset, "limit": limit, "next_offset": page.next_offset}
+    )
+    body = b'{"items":' + page.items_json.encode() + b"," + head[1:]
+    return Response(body, media_type="application/json")
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobPublic, summary="Cancel a live job")
+async def cancel_job(job_id: uuid.UUID, user_id: CallerId, session: SessionDep) -> JobPublic:
+    return JobPublic.of(await JobService(session).cancel(user_id, job_id))

@@ -1,0 +1,102 @@
+"""The one client for asking billing about quota (``billing.usage.reserve`` / ``.release``).
+
+Billing owns usage; the other services only ask, over NATS request/reply, and the same way
+from a route (``shared.web.Quota``) and from a worker (``QuotaClient(ctx.nc, ctx.prefix)``).
+Fail closed: when NATS is down, nobody answers, or billing answers with a server error, the
+caller gets :class:`BillingUnavailable` (503) and nothing is spent. Every question is keyed
+(``idempotency_key`` for a reserve, the reservation id for a release), so a caller retrying
+after a 503 never spends twice.
+
+How the counters move is billing's business (``services/billing/service/usage.py``): a reserve
+counts at once, a release keeps ``used_amount`` counted and gives back the rest, and a second
+release of a settled reservation answers the same again.
+"""
+
+import logging
+import uuid
+
+from nats.aio.client import Client as NATS
+
+from shared.errors import DependencyUnavailable
+from shared.events import rpc
+from shared.events.catalogue import (
+    UsageReleaseReply,
+    UsageReleaseRequest,
+    UsageReserveReply,
+    UsageReserveRequest,
+)
+from shared.models.enums import UsageResource
+
+log = logging.getLogger("scout.quota")
+
+RESERVE = "billing.usage.reserve"
+RELEASE = "billing.usage.release"
+# Room for a busy billing worker; the questions are idempotent, so a timeout is safe to retry.
+TIMEOUT_SECONDS = 5.0
+
+
+class BillingUnavailable(DependencyUnavailable):
+    code = "billing_unavailable"
+    detail = "Billing is unreachable, so nothing was reserved; try again shortly."
+
+
+class QuotaClient:
+    """Reserve and release quota at billing through one NATS connection (None: NATS is down)."""
+
+    def __init__(self, nc: NATS | None, prefix: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
+        self.nc, self.prefix, self.timeout = nc, prefix, timeout
+
+    async def reserve(
+        self,
+        user_id: uuid.UUID,
+        resource: UsageResource,
+        amount: int,
+        *,
+        key: str,
+        ttl_seconds: int,
+    ) -> UsageReserveReply:
+        """Hold ``amount`` of ``resource``; the reply says whether it was allowed (and if not,
+        the used/limit figures and the limit's code). Raises :class:`BillingUnavailable`."""
+        request = UsageReserveRequest(
+            user_id=user_id,
+            resource=resource,
+            amount=amount,
+            idempotency_key=key,
+            ttl_seconds=ttl_seconds,
+        )
+        return await self._ask(RESERVE, request)
+
+    async def release(self, reservation_id: uuid.UUID, used_amount: int) -> UsageReleaseReply:
+        """Settle a hold: ``used_amount`` stays counted, the rest is given back. Raises
+        :class:`BillingUnavailable`, or ``RemoteError`` (404 ``reservation_not_found``) for a
+        reservation billing no longer knows (purged with its user)."""
+        request = UsageReleaseRequest(reservation_id=reservation_id, used_amount=used_amount)
+        return await self._ask(RELEASE, request)
+
+    async def try_release(
+        self, reservation_id: uuid.UUID, used_amount: int
+    ) -> UsageReleaseReply | None:
+        """:meth:`release` where a failure must not fail the caller (it is logged; a hold never
+        settled is given back by billing's expiry, or confirmed by a scheduled retry)."""
+        try:
+            return await self.release(reservation_id, used_amount)
+        except Exception as exc:
+            log.warning(
+                "quota.release_failed",
+                extra={"reservation_id": str(reservation_id), "error": repr(exc)},
+            )
+            return None
+
+    async def _ask(self, subject: str, request: UsageReserveRequest | UsageReleaseRequest):
+        if self.nc is None or not self.nc.is_connected:
+            raise BillingUnavailable()
+        try:
+            return await rpc.request(
+                self.nc, subject, request, prefix=self.prefix, timeout=self.timeout
+            )
+        except DependencyUnavailable as exc:
+            raise BillingUnavailable() from exc
+        except rpc.RemoteError as exc:
+            if exc.status_code >= 500:  # billing answered but failed: just as closed as silence
+                raise BillingUnavailable() from exc
+            raise

@@ -1,0 +1,143 @@
+"""The app factory every Scout API shares: lifespan-built resources, ops routes, error mapping.
+
+``create_app`` builds engines and the NATS connection in the lifespan (never at import),
+serves ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and an offline ``/docs``, and
+maps every error to ``{"code", "detail"}`` with the right status.
+"""
+
+import asyncio
+import importlib.util
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.auth import TokenVerifier
+from shared.db import make_engine, session_factory
+from shared.queries.sessions import read_session_factory
+from shared.runtime import start_runtime
+from shared.settings import Settings, get_settings
+
+from .errors import error_body, install_error_handlers
+from .middleware import RequestContextMiddleware
+from .nats import NatsLink
+
+# Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) shipped inside the fastapi-offline wheel.
+# The older swagger-ui-bundle (Swagger UI 3) cannot render 3.1: "does not specify a valid version".
+SWAGGER_UI_ASSETS = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
+
+READY_TIMEOUT_SECONDS = 2.0
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def _ops_router(service: str) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get("/readyz", summary="Postgres and NATS reachable", responses={503: {}})
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {
+            "postgres": await _postgres_ok(request.app),
+            "nats": request.app.state.nats.connected,
+        }
+        ok = all(checks.values())
+        body = {"status": "ready" if ok else "unavailable", "checks": checks}
+        if not ok:
+            body.update(error_body("dependency_unavailable", "A dependency is unreachable."))
+        return JSONResponse(body, 200 if ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"Scout {service} API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png",
+        )
+
+    return router
+
+
+async def _postgres_ok(app: FastAPI) -> bool:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), app.state.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def create_app(
+    service: str,
+    *,
+    routers: Iterable[APIRouter] = (),
+    startup: Iterable[Hook] = (),
+    shutdown: Iterable[Hook] = (),
+    description: str = "",
+    settings: Settings | None = None,
+) -> FastAPI:
+    """A Scout service app: lifespan-built resources, ops routes, error mapping, middleware."""
+    startup, shutdown = list(startup), list(shutdown)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = settings or get_settings()
+        app.state.settings = cfg
+        app.state.service = service
+        app.state.engine = make_engine(
+            cfg.database_url, pool_size=cfg.db_pool_size, application_name=f"scout-{service}"
+        )
+        app.state.sessions = session_factory(app.state.engine)
+        app.state.read_sessions = read_session_factory(app.state.engine)
+        app.state.verifier = TokenVerifier(cfg)
+        app.state.nats = NatsLink(cfg.nats_url, f"scout-{service}-api")
+        await app.state.nats.start()
+        # Hot config and log levels (platform.*.changed) reach this process too.
+        app.state.runtime = await start_runtime(
+            service,
+            role="api",
+            engine=app.state.engine,
+            nats=lambda: app.state.nats.nc,
+            prefix=cfg.scout_nats_prefix,
+        )
+        try:
+            for hook in startup:
+                await hook(app)
+            yield
+        finally:
+            for hook in shutdown:
+                await hook(app)
+            await app.state.runtime.stop()
+            await app.state.nats.close()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title=f"Scout {service}",
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.mount("/docs-static", StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs-static")
+    install_error_handlers(app)
+    app.include_router(_ops_router(service))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    return app

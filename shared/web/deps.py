@@ -1,0 +1,107 @@
+"""The dependencies every route uses, defined once as ``Annotated`` aliases.
+
+``SessionDep`` is the request's unit of work (committed before the response is sent);
+``ReadSessionDep`` an autocommit session for GETs that only read. ``CurrentUser`` is the
+verified caller, ``CallerId`` their live user id (what every query is scoped by), ``AdminUser``
+an administrator, and ``Quota`` the client for asking billing about quota.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal
+from shared.errors import AdminRequired, Unauthorized, UserNotFound
+from shared.models import User
+from shared.queries.users import live_user_id
+from shared.quota import QuotaClient
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the route returns, rolled back on error."""
+    async with request.app.state.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a 2xx always means "committed".
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only request's session: autocommit, so no ``BEGIN``/``COMMIT`` round trips.
+
+    Each statement is its own snapshot; for GETs that only read. Never write through it.
+    """
+    async with request.app.state.read_sessions() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="RS256 JWT; `sub` is the Clerk user id.")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized()
+    return await request.app.state.verifier.verify(credentials.credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+# Methods that only read: their routes run on ReadSessionDep, so the caller is looked up there.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def caller_id(
+    request: Request, principal: CurrentUser, session: SessionDep, read_session: ReadSessionDep
+) -> uuid.UUID:
+    """The caller's live internal user id (one statement), or 404 ``user_not_found``.
+
+    The lookup runs on the session the route itself uses: the autocommit read session for a
+    GET (no transaction round trips), the request's transaction otherwise. Both sessions are
+    lazy, so the one not used never touches the pool.
+    """
+    use = read_session if request.method in READ_METHODS else session
+    user_id = await live_user_id(use, principal.clerk_user_id)
+    if user_id is None:
+        raise UserNotFound()
+    return user_id
+
+
+CallerId = Annotated[uuid.UUID, Depends(caller_id)]
+
+
+async def admin_principal(principal: CurrentUser, session: SessionDep) -> Principal:
+    is_admin = await session.scalar(
+        sa.select(User.is_admin).where(
+            User.user_id == principal.clerk_user_id, User.deleted_at.is_(None)
+        )
+    )
+    if not is_admin:
+        raise AdminRequired()
+    return principal
+
+
+AdminUser = Annotated[Principal, Depends(admin_principal)]
+
+
+def quota_client(request: Request) -> QuotaClient:
+    """Billing's quota client on this process's NATS link (no connection: it fails closed)."""
+    return QuotaClient(request.app.state.nats.live, request.app.state.settings.scout_nats_prefix)
+
+
+Quota = Annotated[QuotaClient, Depends(quota_client)]

@@ -1,0 +1,265 @@
+"""``scout db perf``: every seed query pattern through Scout's data layer and as raw psycopg.
+
+Each pattern calls the very repository method (or shared query helper) a route or handler
+runs, imported from where that route gets it, so every figure is a figure of production code.
+
+For each pattern the data-layer call runs once while a cursor hook records the exact SQL and
+parameters it sends; that recording is the baseline, replayed on a raw psycopg connection. The
+two are then timed interleaved (data layer, baseline, data layer, …) so machine noise lands on
+both alike. Each recorded statement is also EXPLAINed: a sequential scan on a big table fails
+the pattern's plan check.
+
+One data-layer call is what a read request does: a session from
+``shared.queries.sessions.read_session_factory`` (autocommit: every read measured here is one
+statement), the call, the session's close. ``txn_p50_ms`` is the same call on a default
+transactional session (``BEGIN`` … ``ROLLBACK``, what ``shared.web.SessionDep`` opens).
+"""
+
+import asyncio
+import re
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.campaign.repository import CampaignRepository, DashboardRepository, ListRepository
+from services.scraping.repository import JobRepository
+from shared.db import libpq_url, make_engine, session_factory
+from shared.queries import users
+from shared.queries.sessions import read_session_factory
+
+# A table counts as big for the plan check when the planner expects at least this many rows.
+BIG_TABLE_ROWS = 10_000
+PAGE_SIZE = 20
+RESULTS_LIMIT = 50
+
+Call = Callable[[AsyncSession], Awaitable[Any]]
+
+
+@dataclass
+class Pattern:
+    name: str
+    call: Call
+    note: str = ""
+
+
+@dataclass
+class Measurement:
+    pattern: str
+    p50_ms: float
+    p99_ms: float
+    baseline_p50_ms: float
+    baseline_p99_ms: float
+    ratio: float
+    txn_p50_ms: float
+    statements: int
+    plan_ok: bool
+    seq_scans: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def patterns_for(record: dict[str, Any]) -> list[Pattern]:
+    """The seed's query patterns, aimed at the rows the seed record names."""
+    heavy = uuid.UUID(record["heavy_user"]["id"])
+    heavy_clerk = record["heavy_user"]["clerk_id"]
+    heavy_campaigns = record["heavy_user"]["campaigns"]
+    deep_page = max(1, heavy_campaigns // PAGE_SIZE - 1)
+    job = uuid.UUID(record["heavy_job"]["id"])
+    deep_offset = max(0, record["heavy_job"]["creators"] - RESULTS_LIMIT)  # the last page
+    heavy_list = uuid.UUID(record["heavy_list"]["id"])
+    summary_campaign = uuid.UUID(record["summary_campaign"])
+    return [
+        # identity: GET /me (services.identity.service.ensure_profile)
+        Pattern(
+            "profile by clerk id",
+            lambda s: users.get_user_profile(s, record["ordinary_user"]["clerk_id"]),
+        ),
+        # billing: the Stripe webhooks' user lookup (services.billing.subscriptions.find_user)
+        Pattern(
+            "profile by stripe customer",
+            lambda s: users.get_user_by_stripe_customer_id(s, record["stripe_customer_id"]),
+        ),
+        # campaign: GET /campaigns
+        Pattern(
+            "campaigns page 1",
+            lambda s: CampaignRepository(s).page(heavy, page=1, page_size=PAGE_SIZE, status=None),
+            f"heaviest user, {heavy_campaigns} campaigns",
+        ),
+        Pattern(
+            "campaigns deep page",
+            lambda s: CampaignRepository(s).page(
+                heavy, page=deep_page, page_size=PAGE_SIZE, status=None
+            ),
+            f"page {deep_page}",
+        ),
+        # campaign: GET /campaigns/{id}
+        Pattern(
+            "campaign job summary",
+            lambda s: CampaignRepository(s).job_summary(summary_campaign),
+        ),
+        # scraping: GET /jobs?keyword=
+        Pattern(
+            "jobs by keyword (@>)",
+            lambda s: JobRepository(s).page(
+                heavy, keyword=record["keyword"], page=1, page_size=PAGE_SIZE
+            ),
+        ),
+        # scraping: GET /jobs/{id}/results
+        Pattern(
+            "results page offset 0",
+            lambda s: JobRepository(s).results_page(
+                heavy_clerk, job, offset=0, limit=RESULTS_LIMIT
+            ),
+            f"job of {record['heavy_job']['creators']} creators",
+        ),
+        Pattern(
+            "results page deep",
+            lambda s: JobRepository(s).results_page(
+                heavy_clerk, job, offset=deep_offset, limit=RESULTS_LIMIT
+            ),
+            f"offset {deep_offset}",
+        ),
+        # campaign: GET /lists/{id}/items
+        Pattern(
+            "list page",
+            lambda s: ListRepository(s).items_page(heavy, heavy_list, page=2, page_size=PAGE_SIZE),
+            f"list of {record['heavy_list']['items']} items",
+        ),
+        # campaign: GET /dashboard
+        Pattern("dashboard", lambda s: DashboardRepository(s).overview(heavy), "heaviest user"),
+    ]
+
+
+class Recorder:
+    """Collects (sql, parameters) from SQLAlchemy's cursor hook while ``active``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.active = False
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if self.active:
+            self.calls.append((statement, parameters))
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+_SEQ = re.compile(r"Seq Scan on (\w+)")
+
+
+async def _big_tables(conn: psycopg.AsyncConnection) -> set[str]:
+    cur = await conn.execute(
+        "SELECT relname FROM pg_class WHERE relkind = 'r' AND reltuples >= %s"
+        " AND relnamespace = current_schema()::regnamespace",
+        (BIG_TABLE_ROWS,),
+    )
+    return {r[0] for r in await cur.fetchall()}
+
+
+async def _seq_scans(
+    conn: psycopg.AsyncConnection, calls: list[tuple[str, Any]], big: set[str]
+) -> list[str]:
+    found = []
+    for sql, params in calls:
+        cur = await conn.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(r[0] for r in await cur.fetchall())
+        found += [t for t in _SEQ.findall(plan) if t in big]
+    return sorted(set(found))
+
+
+async def measure(
+    database_url: str,
+    record: dict[str, Any],
+    *,
+    iterations: int = 300,
+    warmup: int = 30,
+    only: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Measurement]:
+    """Time every pattern (or those whose name contains ``only``) against its baseline."""
+    engine = make_engine(database_url, pool_size=1, application_name="scout-perf")
+    factory = read_session_factory(engine)
+    txn_factory = session_factory(engine)
+    recorder = Recorder()
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", recorder)
+    raw = await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True)
+    out: list[Measurement] = []
+    try:
+        big = await _big_tables(raw)
+        for pattern in patterns_for(record):
+            if only and only not in pattern.name:
+                continue
+            if progress:
+                progress(pattern.name)
+
+            async def data_layer(call: Call = pattern.call, factory=factory) -> None:
+                async with factory() as session:
+                    await call(session)
+
+            async def in_transaction(call: Call = pattern.call) -> None:
+                await data_layer(call, txn_factory)
+
+            recorder.calls.clear()
+            recorder.active = True
+            await data_layer()
+            recorder.active = False
+            calls = list(recorder.calls)
+
+            async def baseline(calls: list[tuple[str, Any]] = calls) -> None:
+                for sql, params in calls:
+                    cur = await raw.execute(sql, params)
+                    if cur.description is not None:
+                        await cur.fetchall()
+
+            for _ in range(warmup):
+                await data_layer()
+                await baseline()
+            ours, theirs, txn = [], [], []
+            for _ in range(iterations):
+                started = time.perf_counter()
+                await data_layer()
+                middle = time.perf_counter()
+                await baseline()
+                ended = time.perf_counter()
+                await in_transaction()
+                ours.append((middle - started) * 1000)
+                theirs.append((ended - middle) * 1000)
+                txn.append((time.perf_counter() - ended) * 1000)
+            scans = await _seq_scans(raw, calls, big)
+            p50, base50 = statistics.median(ours), statistics.median(theirs)
+            out.append(
+                Measurement(
+                    pattern=pattern.name,
+                    p50_ms=round(p50, 3),
+                    p99_ms=round(_percentile(ours, 0.99), 3),
+                    baseline_p50_ms=round(base50, 3),
+                    baseline_p99_ms=round(_percentile(theirs, 0.99), 3),
+                    ratio=round(p50 / base50, 2),
+                    txn_p50_ms=round(statistics.median(txn), 3),
+                    statements=len(calls),
+                    plan_ok=not scans,
+                    seq_scans=scans,
+                    note=pattern.note,
+                )
+            )
+    finally:
+        await raw.close()
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", recorder)
+        await engine.dispose()
+    return out
+
+
+def run(database_url: str, record: dict[str, Any], **kwargs: Any) -> list[Measurement]:
+    return asyncio.run(measure(database_url, record, **kwargs))
