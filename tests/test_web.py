@@ -223,3 +223,23 @@ async def test_admin_routes_need_an_admin(app, signing_keys, committed):
             "/admin-only", headers={"authorization": f"Bearer {signing_keys.token(admin)}"}
         )
         assert allowed.json() == {"admin": admin}
+
+
+async def test_an_exhausted_pool_answers_503_not_500(service_settings):
+    """Every pooled connection held elsewhere: the request waits ``DB_POOL_TIMEOUT_SECONDS``
+    for one, then answers 503 (retryable) instead of hanging or failing with a 500."""
+    settings = service_settings.model_copy(
+        update={"db_pool_size": 1, "db_pool_timeout_seconds": 0.5}
+    )
+    app = create_app("identity", routers=[demo_router()], settings=settings)
+    async with serving(app) as client:
+        engine = app.state.engine
+        held = [await engine.connect() for _ in range(engine.pool.size())]
+        try:
+            answer = await client.post(f"/users/{clerk_id()}")
+        finally:
+            for conn in held:
+                await conn.close()
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "dependency_unavailable"
+        assert (await client.post(f"/users/{clerk_id()}")).status_code == 200

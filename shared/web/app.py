@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.auth import TokenVerifier
-from shared.db import make_engine, session_factory
+from shared.db import engine_for, session_factory
 from shared.errors import DependencyUnavailable
 from shared.queries.sessions import read_session_factory
 from shared.runtime import start_runtime
@@ -115,9 +115,7 @@ def create_app(
         cfg = settings or get_settings()
         app.state.settings = cfg
         app.state.service = service
-        app.state.engine = make_engine(
-            cfg.database_url, pool_size=cfg.db_pool_size, application_name=f"scout-{service}"
-        )
+        app.state.engine = engine_for(cfg, application_name=f"scout-{service}")
         app.state.sessions = session_factory(app.state.engine)
         app.state.read_sessions = read_session_factory(app.state.engine)
         app.state.verifier = TokenVerifier(cfg)

@@ -5,14 +5,13 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import ScoutError
+from shared.events.failures import is_transient
 
 log = logging.getLogger("scout.web")
 
@@ -53,6 +52,27 @@ def _status_code_name(status: int) -> str:
         return "http_error"
 
 
+def unhandled_answer(
+    exc: BaseException, method: str, path: str, *, log_bug: bool = True
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and headers for an exception no handler took, logged once.
+
+    The same classification the workers retry by: a database that is down, restarting or out of
+    pool connections (or a lock or statement timeout) is a 503 the client may retry, logged as a
+    warning; anything else is a bug: 500, logged with its traceback (unless ``log_bug`` is off,
+    where the server logs it).
+    """
+    if is_transient(exc):
+        log.warning(
+            "web.dependency_unavailable", extra={"method": method, "path": path, "error": repr(exc)}
+        )
+        body = error_body("dependency_unavailable", "A dependency is unavailable; try again.")
+        return 503, body, {"Retry-After": "1"}
+    if log_bug:
+        log.error("unhandled error", exc_info=exc, extra={"method": method, "path": path})
+    return 500, error_body("internal_error", "An internal error occurred."), {}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ScoutError)
     async def scout_error(request: Request, exc: ScoutError) -> JSONResponse:
@@ -84,17 +104,11 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return JSONResponse(error_body(code, detail), exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-            return JSONResponse(
-                error_body("dependency_unavailable", "The database is unavailable; try again."), 503
-            )
-        log.exception("unhandled database error", extra={"path": request.url.path})
-        return JSONResponse(error_body("internal_error", "An internal error occurred."), 500)
-
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
-        # Only for an exception raised outside RequestContextMiddleware (which logs and answers
-        # every other one): the server logs it once after this answer, so it is not logged here.
-        return JSONResponse(error_body("internal_error", "An internal error occurred."), 500)
+        # Only for an exception raised outside RequestContextMiddleware (which answers every
+        # other one): the server logs a bug's traceback after this answer, so it is not logged.
+        status, body, headers = unhandled_answer(
+            exc, request.method, request.url.path, log_bug=False
+        )
+        return JSONResponse(body, status, headers=headers)

@@ -1,13 +1,13 @@
 """The pure-ASGI middleware every API runs: correlation id, body-size limit, latency histogram,
 and the one place an unhandled exception is logged and answered 500.
 
-An exception no handler took is logged here once, with its traceback and the request's
-correlation id, and answered ``{"code": "internal_error"}``; it is not raised further, because
-the server would log the same traceback a second time.
+An exception no handler took is answered here (``shared.web.errors.unhandled_answer``: 503
+``dependency_unavailable`` for a transient failure, else 500 ``internal_error``) and logged
+once, with the request's correlation id; it is not raised further, because the server would
+log the same traceback a second time.
 """
 
 import json
-import logging
 import time
 from typing import Any
 
@@ -18,9 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import bound, new_id
 
-from .errors import error_body
-
-log = logging.getLogger("scout.web")
+from .errors import error_body, unhandled_answer
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -72,12 +70,11 @@ class RequestContextMiddleware:
         with bound(correlation_id):
             try:
                 await self.app(scope, _limited(receive, self.max_body), send_wrapper)
-            except Exception:
-                log.exception("unhandled error", extra={"method": scope["method"], "path": path})
+            except Exception as exc:
+                answer, body, headers = unhandled_answer(exc, scope["method"], path)
                 if not started:  # else the client sees the response cut short
-                    status = 500
-                    body = error_body("internal_error", "An internal error occurred.")
-                    await _send_json(send_wrapper, 500, body)
+                    status = answer
+                    await _send_json(send_wrapper, answer, body, headers)
             finally:
                 template = getattr(scope.get("route"), "path", None) or _label(
                     scope, path, root_path
@@ -114,7 +111,9 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -123,6 +122,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
             ],
         }
     )

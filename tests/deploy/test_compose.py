@@ -35,7 +35,12 @@ def rendered(*files: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "files", [("docker-compose.yml",), ("docker-compose.yml", "docker-compose.dev.yml")]
+    "files",
+    [
+        ("docker-compose.yml",),
+        ("docker-compose.yml", "docker-compose.dev.yml"),
+        ("docker-compose.yml", "docker-compose.cluster.yml"),
+    ],
 )
 def test_compose_files_are_valid_for_the_real_compose_parser(files):
     result = compose(*(a for f in files for a in ("-f", f)), "config", "-q")
@@ -101,3 +106,34 @@ def test_dev_override_reloads_apis_and_publishes_infrastructure_ports():
     assert any(p["target"] == 4222 for p in services["nats"]["ports"])
     base = rendered("docker-compose.yml")["services"]
     assert "ports" not in base["postgres"] and "--reload" not in base["identity-api"]["command"]
+
+
+def test_one_image_built_once_serves_every_scout_process_behind_an_init():
+    services = rendered("docker-compose.yml")["services"]
+    scout = {name: svc for name, svc in services.items() if name not in INFRA}
+    assert {name for name, svc in services.items() if "build" in svc} == {"migrate"}
+    assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    for name, svc in scout.items():
+        assert svc["image"] == "scout:latest", name
+        assert svc["pull_policy"] == "never", name  # built here, never looked up in a registry
+        assert svc["init"] is True, name
+        assert svc["dns_opt"] == ["timeout:1", "attempts:2"], name  # a vanished host fails fast
+
+
+def test_the_cluster_profile_runs_three_nats_servers_and_two_of_every_worker():
+    services = rendered("docker-compose.yml", "docker-compose.cluster.yml")["services"]
+    servers = [name for name in services if name.startswith("nats")]
+    assert sorted(servers) == ["nats", "nats-2", "nats-3"]
+    for name in servers:
+        assert services[name]["networks"]["default"]["aliases"] == ["nats-cluster"], name
+        assert "--server_name" in services[name]["command"], name
+    for name, svc in services.items():
+        if name in (*servers, "postgres"):
+            continue
+        assert svc["environment"]["NATS_URL"] == "nats://nats-cluster:4222", name
+        assert svc["environment"]["NATS_STREAM_REPLICAS"] == "3", name
+        assert svc.get("scale", 1) == (2 if name.endswith("-worker") else 1), name
+    for other in ("nats-2", "nats-3"):
+        assert services["migrate"]["depends_on"][other]["condition"] == "service_healthy"
+    config = (ROOT / "deploy" / "compose" / "nats-cluster.conf").read_text()
+    assert "sync_interval: always" in config and config.count("nats://nats") == 3

@@ -41,8 +41,23 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root():
     assert 'ENTRYPOINT ["scout"]' in runtime
 
 
+def test_dockerfile_needs_no_registry_but_its_base_image():
+    """A ``# syntax=`` directive makes BuildKit pull a frontend image before building."""
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
+    assert set(froms) == {"${PYTHON_IMAGE}"}  # both stages: one base, named by a build arg
+
+
 def test_dockerignore_keeps_the_build_context_to_the_code():
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("**")] == "**"  # everything out, then the code back in
-    for needed in ("!shared/", "!services/", "!tooling/", "!migrations/", "!pyproject.toml"):
+    for needed in (
+        "!shared/",
+        "!services/",
+        "!tooling/",
+        "!migrations/",
+        "!pyproject.toml",
+        "!deploy/image/",
+    ):
         assert needed in ignore
