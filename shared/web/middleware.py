@@ -1,5 +1,5 @@
 """The pure-ASGI middleware every API runs: correlation id, body-size limit, latency histogram,
-and the one place an unhandled exception is logged and answered 500.
+and the one place an exception no handler took is logged and answered.
 
 An exception no handler took is answered here (``shared.web.errors.unhandled_answer``: 503
 ``dependency_unavailable`` for a transient failure, else 500 ``internal_error``) and logged
@@ -71,10 +71,10 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, _limited(receive, self.max_body), send_wrapper)
             except Exception as exc:
-                answer, body, headers = unhandled_answer(exc, scope["method"], path)
+                answer, body, answer_headers = unhandled_answer(exc, scope["method"], path)
                 if not started:  # else the client sees the response cut short
                     status = answer
-                    await _send_json(send_wrapper, answer, body, headers)
+                    await _send_json(send_wrapper, answer, body, answer_headers)
             finally:
                 template = getattr(scope.get("route"), "path", None) or _label(
                     scope, path, root_path
