@@ -16,7 +16,7 @@ from shared.settings import Settings, get_settings
 
 
 def sqlalchemy_url(url: str) -> str:
-    """``postgresql://…`` (the SPEC's DSN form) → the psycopg 3 SQLAlchemy dialect URL."""
+    """``postgresql://…`` (the form ``DATABASE_URL`` takes) → the psycopg 3 SQLAlchemy URL."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]

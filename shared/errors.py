@@ -79,6 +79,7 @@ class DependencyUnavailable(ScoutError):
 
     status_code = 503
     code = "dependency_unavailable"
+    detail = "A dependency (the database, NATS or another service) is unavailable; try again."
 
 
 # --- errors every service can answer ---------------------------------------------------------

@@ -7,6 +7,9 @@ caller gets :class:`BillingUnavailable` (503) and nothing is spent. Every questi
 (``idempotency_key`` for a reserve, the reservation id for a release), so a caller retrying
 after a 503 never spends twice.
 
+A user without any plan is refused with :class:`NoActivePlan` (403 ``no_active_plan``) rather
+than a "limit reached" they could not make sense of: they need a plan, not an upgrade.
+
 How the counters move is billing's business (``services/billing/service/usage.py``): a reserve
 counts at once, a release keeps ``used_amount`` counted and gives back the rest, and a second
 release of a settled reservation answers the same again.
@@ -17,7 +20,7 @@ import uuid
 
 from nats.aio.client import Client as NATS
 
-from shared.errors import DependencyUnavailable
+from shared.errors import DependencyUnavailable, Forbidden
 from shared.events import rpc
 from shared.events.catalogue import (
     UsageReleaseReply,
@@ -33,6 +36,8 @@ RESERVE = "billing.usage.reserve"
 RELEASE = "billing.usage.release"
 # Room for a busy billing worker; the questions are idempotent, so a timeout is safe to retry.
 TIMEOUT_SECONDS = 5.0
+# Billing's code for a reserve refused because the user has no plan at all.
+NO_ACTIVE_PLAN = "no_active_plan"
 
 
 class BillingUnavailable(DependencyUnavailable):
@@ -40,11 +45,38 @@ class BillingUnavailable(DependencyUnavailable):
     detail = "Billing is unreachable, so nothing was reserved; try again shortly."
 
 
-class QuotaClient:
-    """Reserve and release quota at billing through one NATS connection (None: NATS is down)."""
+class NoActivePlan(Forbidden):
+    """The user has no plan yet, so nothing can be reserved (not a limit they reached)."""
 
-    def __init__(self, nc: NATS | None, prefix: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
+    code = NO_ACTIVE_PLAN
+    detail = (
+        "You have no plan yet, so this cannot be created: choose one with POST /billing/checkout"
+        " (GET /plans lists them)."
+    )
+    # Where billing runs without Stripe in development, it sells plans itself.
+    local_billing_hint = (
+        " In development the checkout_url it answers is a local payment page; or, from a"
+        " terminal: ./scripts/scout billing subscribe <your Clerk user id> --plan growth"
+    )
+
+
+class QuotaClient:
+    """Reserve and release quota at billing through one NATS connection (None: NATS is down).
+
+    ``local_billing``: billing sells plans itself (development without Stripe), so a user with
+    no plan is told how to get one locally.
+    """
+
+    def __init__(
+        self,
+        nc: NATS | None,
+        prefix: str,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
+        local_billing: bool = False,
+    ) -> None:
         self.nc, self.prefix, self.timeout = nc, prefix, timeout
+        self.local_billing = local_billing
 
     async def reserve(
         self,
@@ -56,7 +88,8 @@ class QuotaClient:
         ttl_seconds: int,
     ) -> UsageReserveReply:
         """Hold ``amount`` of ``resource``; the reply says whether it was allowed (and if not,
-        the used/limit figures and the limit's code). Raises :class:`BillingUnavailable`."""
+        the used/limit figures and the limit's code). Raises :class:`BillingUnavailable`, and
+        :class:`NoActivePlan` when the user has no plan at all."""
         request = UsageReserveRequest(
             user_id=user_id,
             resource=resource,
@@ -64,7 +97,11 @@ class QuotaClient:
             idempotency_key=key,
             ttl_seconds=ttl_seconds,
         )
-        return await self._ask(RESERVE, request)
+        reply: UsageReserveReply = await self._ask(RESERVE, request)
+        if not reply.allowed and reply.code == NO_ACTIVE_PLAN:
+            hint = NoActivePlan.local_billing_hint if self.local_billing else ""
+            raise NoActivePlan(NoActivePlan.detail + hint)
+        return reply
 
     async def release(self, reservation_id: uuid.UUID, used_amount: int) -> UsageReleaseReply:
         """Settle a hold: ``used_amount`` stays counted, the rest is given back. Raises

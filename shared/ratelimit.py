@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.auth import Principal
 from shared.errors import RateLimited
 from shared.web import CurrentUser
+from shared.web.openapi import raises
 
 _DECIDE = sa.text(
     """
@@ -81,6 +82,7 @@ def rate_limit(action: str, setting: str) -> Any:
     per minute, 0 = unlimited). For a route's ``dependencies=[...]``: it runs before the route's
     other dependencies, so an over-budget request costs no further statement."""
 
+    @raises(RateLimited)
     async def dependency(request: Request, principal: CurrentUser) -> Principal:
         per_minute = getattr(request.app.state.settings, setting)
         if per_minute > 0:

@@ -65,7 +65,8 @@ def normalise_value(value_type: str, value: Any) -> str:
     """The canonical text stored for ``value`` of ``value_type`` (InvalidConfigValue if it is not one).
 
     Accepts the natural JSON form (``5``, ``true``, ``{"a": 1}``) or its text (``"5"``, ``"true"``).
-    Unlike the original's ``parseInt``, a number keeps its fraction (``0.1`` stays ``0.1``).
+    A number keeps its fraction (``0.1`` stays ``0.1``): truncating to an integer would turn
+    a setting of 0.1 into 0.
     """
     match value_type:
         case ConfigValueType.number:

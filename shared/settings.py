@@ -1,4 +1,4 @@
-"""Configuration from the environment (SPEC §9): one class, read once per process."""
+"""Configuration from the environment: one class, read once per process."""
 
 from functools import lru_cache
 from typing import Literal
@@ -9,7 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_CLERK_WEBHOOK_SECRET = "whsec_c2NvdXQtZGV2LWNsZXJrLXdlYmhvb2stc2VjcmV0"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_scout_dev_stripe_webhook_secret"
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Scout's own database on the local server (``scout dev`` creates it when missing) …
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/scout"
+# … and that server's maintenance database, to find the server and create databases on it.
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
@@ -79,6 +82,12 @@ class Settings(BaseSettings):
     # Per-user request budgets (requests per minute, the whole minute usable at once; 0 = off).
     rate_limit_job_creates_per_minute: int = Field(default=30, ge=0)
     rate_limit_list_writes_per_minute: int = Field(default=120, ge=0)
+
+    @property
+    def local_billing(self) -> bool:
+        """Billing sells plans itself (a local checkout page, ``scout billing subscribe``):
+        development without a Stripe key. Never in ``test`` or ``production``."""
+        return self.scout_env == "development" and not self.stripe_secret_key
 
     @field_validator("retention_schedule")
     @classmethod

@@ -1,4 +1,5 @@
-"""The schema closes the original platform's data bugs (reference §9) at the database level."""
+"""The schema makes the data bugs a user-data platform is prone to impossible, in the database:
+orphans, duplicate 1:1 rows, values that do not fit their columns, drifting stored states."""
 
 import uuid
 
@@ -83,8 +84,8 @@ async def test_stripe_customer_and_subscription_ids_are_unique(session):
     )
 
 
-async def test_over_long_sync_status_from_the_original_is_rejected(session):
-    # The original wrote 'webhook_checkout.session.completed' into a varchar(20).
+async def test_an_over_long_sync_status_is_rejected(session):
+    # e.g. 'webhook_checkout.session.completed', 34 characters, into a varchar(20).
     user = await make_user(session)
     await rejected(
         session,
@@ -138,7 +139,7 @@ async def test_trial_status_is_not_a_stored_column():
 
 
 async def test_campaign_for_an_unknown_user_is_rejected(session):
-    # The original keyed campaigns by Clerk id with no foreign key: orphans were possible.
+    # Campaigns keyed by a Clerk id without a foreign key could outlive their user.
     await rejected(
         session,
         "INSERT INTO campaigns (user_id, name) VALUES (:u, 'x')",

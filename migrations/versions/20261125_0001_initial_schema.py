@@ -1,4 +1,4 @@
-"""Initial schema: every table of SPEC §2, updated_at triggers, and the six plans.
+"""Initial schema: every table of every service, updated_at triggers, and the six plans.
 
 Revision ID: 0001
 Revises:
@@ -46,7 +46,7 @@ TABLES = [
     "scraping_results",
 ]
 
-# The six plans of the original platform (reference §2.1). Prices in cents; -1 = unlimited.
+# The six plans on offer (three legacy, three current). Prices in cents; -1 = unlimited.
 # Legacy plans stay valid for their subscribers but are not offered (is_active = false).
 PLANS = [
     # key, name, monthly, yearly, campaigns, creators, enrichments, legacy, order, features

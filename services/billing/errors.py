@@ -1,9 +1,12 @@
 """The billing service's error codes."""
 
-from shared.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, ScoutError
+from shared.errors import Conflict, DependencyUnavailable, NotFound, ScoutError
 
 
-class UnknownPlan(BadRequest):
+class UnknownPlan(ScoutError):
+    """A plan that is not on offer (the body named a plan key that is not sold)."""
+
+    status_code = 422
     code = "unknown_plan"
     detail = "There is no such plan."
 
@@ -43,3 +46,18 @@ class WebhookFailed(ScoutError):
     status_code = 500
     code = "webhook_processing_failed"
     detail = "The event could not be processed."
+
+
+class CheckoutSessionNotFound(NotFound):
+    """A local checkout session id billing did not make, or one that expired."""
+
+    code = "checkout_session_not_found"
+    detail = "No such checkout session (it may have expired; start a new checkout)."
+
+
+class LocalPaymentRejected(ScoutError):
+    """Billing's own webhook route did not accept the events of a local payment."""
+
+    status_code = 502
+    code = "local_payment_rejected"
+    detail = "The payment's webhooks were not accepted."

@@ -3,9 +3,15 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.models.enums import SubscriptionStatus, TrialStatus, UsageResource
+from shared.models.enums import (
+    BillingInterval,
+    PlanKey,
+    SubscriptionStatus,
+    TrialStatus,
+    UsageResource,
+)
 
 
 class PlanOut(BaseModel):
@@ -38,16 +44,18 @@ class BillingStatusOut(BaseModel):
     trial_ends_at: datetime | None
     trial_days_left: int
     access_allowed: bool
-    billing_interval: str | None
+    billing_interval: BillingInterval | None
     current_period_end: datetime | None
     usage: dict[UsageResource, UsageOut]
 
 
 class CheckoutIn(BaseModel):
+    """A plan and how often to pay: both validated (422) before anything else is asked."""
+
     model_config = ConfigDict(extra="forbid")
 
-    plan: str
-    interval: Literal["monthly", "yearly"]
+    plan: PlanKey
+    interval: BillingInterval
 
 
 class CheckoutOut(BaseModel):
@@ -56,3 +64,26 @@ class CheckoutOut(BaseModel):
     session_id: str | None = None
     subscription_id: str | None = None
     trial_days: int
+
+
+class StripeEventData(BaseModel):
+    object: dict[str, Any] = Field(
+        description="The Stripe object: a checkout session, subscription or invoice."
+    )
+
+
+class StripeEvent(BaseModel):
+    """A Stripe webhook delivery, documented only: the route verifies the raw body first.
+    Handled types: ``checkout.session.completed``, ``customer.subscription.created|updated|
+    deleted|trial_will_end``, ``invoice.payment_succeeded|payment_failed``; others answer 200
+    with ``outcome: unhandled``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="`evt_…`: the same id twice is applied once.")
+    object: Literal["event"] = "event"
+    type: str
+    created: int = Field(
+        ge=0, le=2**33, description="Unix seconds; an older event never overwrites newer state."
+    )
+    data: StripeEventData

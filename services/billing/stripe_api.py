@@ -2,18 +2,22 @@
 
 Price ids ↔ plans: ``STRIPE_PRICE_<PLAN>_<MONTHLY|YEARLY>`` env vars, default
 ``price_<plan>_<monthly|yearly>``. An unknown price maps to no plan (never a free one).
+Scout spells the billing interval ``monthly`` / ``yearly`` everywhere; Stripe's recurring
+interval (``month`` / ``year``) is translated here, where Stripe objects are read and made.
 """
 
 import os
 
 import stripe
 
-from shared.models.enums import PlanKey
+from shared.models.enums import BillingInterval, PlanKey
 from shared.settings import Settings
 
 from .errors import BillingProviderUnavailable
 
-INTERVALS = {"monthly": "month", "yearly": "year"}
+# Scout's interval → Stripe's ``price.recurring.interval``.
+STRIPE_INTERVAL = {BillingInterval.monthly: "month", BillingInterval.yearly: "year"}
+FROM_STRIPE_INTERVAL = {v: k for k, v in STRIPE_INTERVAL.items()}
 
 
 def price_id(plan: str, interval: str) -> str:
@@ -23,14 +27,14 @@ def price_id(plan: str, interval: str) -> str:
     )
 
 
-def plan_for_price(price: str | None) -> tuple[str, str] | None:
-    """``(plan_key, billing_interval)`` of a price id, or None when it maps to no plan."""
+def plan_for_price(price: str | None) -> tuple[str, BillingInterval] | None:
+    """``(plan_key, interval)`` of a price id, or None when it maps to no plan."""
     if not price:
         return None
     for plan in PlanKey:
-        for interval, billing_interval in INTERVALS.items():
-            if price_id(plan.value, interval) == price:
-                return plan.value, billing_interval
+        for interval in BillingInterval:
+            if price_id(plan.value, interval.value) == price:
+                return plan.value, interval
     return None
 
 

@@ -1,4 +1,4 @@
-"""The campaign service's HTTP API: campaigns, creator lists and the dashboard (SPEC §5)."""
+"""The campaign service's HTTP API: campaigns, creator lists and the dashboard."""
 
 from fastapi import FastAPI
 

@@ -1,5 +1,5 @@
-"""CSV export of a list, streamed: constant memory however long the list (the original built
-the whole file in memory and parked it in a public blob)."""
+"""CSV export of a list, streamed: constant memory however long the list, and never stored
+anywhere (the file goes straight to the caller who may read the list)."""
 
 import csv
 import io

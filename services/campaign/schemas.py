@@ -192,7 +192,7 @@ class CreatorInput(Body):
     @field_validator("platform", mode="before")
     @classmethod
     def _lower_platform(cls, value: Any) -> Any:
-        # Providers say "TikTok"/"Instagram"; the original stored both spellings as different keys.
+        # Providers say "TikTok"/"Instagram": one spelling, or one creator becomes two keys.
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("external_id", "handle")

@@ -6,10 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.models.enums import ConfigValueType, LogLevel, OnboardingStep, PlanKey
+from shared.models.enums import BillingInterval, ConfigValueType, LogLevel, PlanKey
 from shared.queries.users import UserProfile
 
-# Reference §6.3: names ≤ 120 characters, brand description ≤ 1500; blank is not a value.
+# Names ≤ 120 characters, brand description ≤ 1500 (what the sign-up form accepts); blank is
+# not a value.
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Description = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1500)
@@ -37,32 +38,66 @@ class MeUpdate(Strict):
     industry: Industry | None = None
 
 
+# The steps are plain string literals (the ``OnboardingStep`` values), so a wrong step is
+# answered with the allowed values as the API spells them, never with Python enum reprs.
+
+
 class InfoCaptured(Strict):
-    step: Literal[OnboardingStep.info_captured]
+    step: Literal["info_captured"]
     full_name: Name
     business_name: Name
 
 
 class IntentCaptured(Strict):
-    step: Literal[OnboardingStep.intent_captured]
+    step: Literal["intent_captured"]
     brand_description: Description
 
 
 class PlanSelected(Strict):
-    step: Literal[OnboardingStep.plan_selected]
+    step: Literal["plan_selected"]
     plan: PlanKey
-    interval: Literal["monthly", "yearly"]
+    interval: BillingInterval
 
 
 class CompletedRequest(Strict):
     """Accepted only to answer clearly: ``completed`` is billing's to set (409)."""
 
-    step: Literal[OnboardingStep.completed]
+    step: Literal["completed"]
 
 
 OnboardingRequest = Annotated[
     InfoCaptured | IntentCaptured | PlanSelected | CompletedRequest, Field(discriminator="step")
 ]
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+class ClerkEmail(BaseModel):
+    id: str
+    email_address: str
+
+
+class ClerkUser(BaseModel):
+    """The ``data`` of a Clerk user event (the fields Scout reads; Clerk sends more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="The Clerk user id (`user_…`).")
+    first_name: str | None = None
+    last_name: str | None = None
+    primary_email_address_id: str | None = None
+    email_addresses: list[ClerkEmail] = []
+
+
+class ClerkEvent(BaseModel):
+    """A Clerk webhook delivery, documented only: the route verifies the raw body first."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["user.created", "user.updated", "user.deleted"]
+    object: Literal["event"] = "event"
+    data: ClerkUser
 
 
 # --- admin -----------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Providers disagree about everything (TikTok's ``unique_id``, YouTube's channel id, Instagram's
 username; content ids vs creator ids). Scout stores one shape, keyed by a stable *creator* id —
-never a video id, the mistake reference §3.5 documents — lower-cased and trimmed, which is the
-form ``scraping_job_creators.creator_key`` enforces with a CHECK constraint.
+never a video id, which would make one creator as many creators as videos — lower-cased and
+trimmed, the form ``scraping_job_creators.creator_key`` enforces with a CHECK constraint.
 """
 
 import re

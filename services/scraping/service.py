@@ -3,7 +3,7 @@
 Every change to a job happens under its row lock (``SELECT … FOR UPDATE``) and in the same
 transaction as the rows and events it implies, so status, counts and events never disagree:
 ``processed_results`` is written from ``COUNT(*)`` of the job's dedupe keys in the transaction
-that stored them (no counter that can drift, reference §9).
+that stored them (no separately incremented counter that could drift from the rows).
 
 Quota settlement (decided with billing, see ``services/billing/handlers.py``): creating a job
 reserves ``target_results`` creators (``shared.quota``); every terminal state emits

@@ -1,4 +1,4 @@
-"""The event backbone (SPEC §4): outbox → relay → NATS JetStream → inbox consumers.
+"""The event backbone: outbox → relay → NATS JetStream → inbox consumers.
 
 ``envelope`` (naming, the envelope), ``catalogue`` (subjects and payloads), ``streams``
 (provisioning, connections), ``outbox`` (``record_event``), ``relay``, ``consumer``,

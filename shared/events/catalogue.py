@@ -1,4 +1,4 @@
-"""Every subject Scout publishes, its producer, stream and typed payload (SPEC §4).
+"""Every subject Scout publishes, its producer, stream and typed payload.
 
 ``CATALOGUE`` maps the unprefixed subject (``identity.user.created.v1``) to an :class:`EventSpec`.
 Producers validate ``data`` strictly (``extra="forbid"`` catches typos); consumers read tolerantly
@@ -9,7 +9,7 @@ Breaking changes get a new version (``.v2``) and both are catalogued while consu
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,7 +62,7 @@ class OnboardingStepChanged(UserRef):
     previous_step: OnboardingStep
     step: OnboardingStep
     plan: str | None = None  # set with plan_selected
-    interval: Literal["monthly", "yearly"] | None = None
+    interval: BillingInterval | None = None
 
 
 class ConfigChanged(Payload):

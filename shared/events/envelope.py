@@ -1,4 +1,4 @@
-"""The SPEC §4 event envelope and the naming of subjects and streams under ``SCOUT_NATS_PREFIX``.
+"""The event envelope and the naming of subjects and streams under ``SCOUT_NATS_PREFIX``.
 
 Naming scheme (one rule each, so a test run's prefix isolates everything it touches):
 - subject = ``<prefix>.<type>.v<version>`` (``t1ab.identity.user.created.v1``); no prefix → no dot;

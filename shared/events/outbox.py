@@ -1,4 +1,4 @@
-"""``record_event``: write an event to the outbox in the caller's transaction (SPEC §4).
+"""``record_event``: write an event to the outbox in the caller's transaction.
 
 The row and the state change commit or roll back together, so a committed change always has
 its event and a rolled-back one never does. The relay publishes the row after commit.
@@ -35,7 +35,7 @@ _RECORD = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("service"))).
 
 
 class WrongProducer(ValueError):
-    """A service tried to record an event another service owns (ownership, SPEC §1)."""
+    """A service tried to record an event another service owns (each event type has one producer)."""
 
 
 async def record_event(

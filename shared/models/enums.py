@@ -1,8 +1,8 @@
 """Every enumerated value Scout stores, in one place.
 
 Each enum backs a CHECK constraint on its column (see ``base.one_of``) and a test asserts every
-value fits its column's length, so a value the code writes can never be rejected at runtime the
-way the original platform's ``webhook_checkout.session.completed`` (34 chars into varchar(20)) was.
+value fits its column's length, so a value the code writes can never be rejected at runtime
+(a 34-character webhook event type written into a varchar(20), say).
 """
 
 from enum import StrEnum
@@ -43,8 +43,11 @@ class TrialStatus(StrEnum):
 
 
 class BillingInterval(StrEnum):
-    month = "month"
-    year = "year"
+    """How often a subscription is billed, spelled as the API speaks it everywhere (Stripe's
+    ``month`` / ``year`` are translated where Stripe objects are read)."""
+
+    monthly = "monthly"
+    yearly = "yearly"
 
 
 class BillingSyncStatus(StrEnum):

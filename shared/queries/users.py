@@ -1,6 +1,6 @@
 """The flattened user profile across the five user tables: read in one statement, written by routing.
 
-The profile speaks the SPEC's snake_case field names. Writes go through Core statements in the
+The profile speaks the API's snake_case field names. Writes go through Core statements in the
 caller's transaction (never committed here); ORM instances already loaded in the session are not
 refreshed by them.
 """
@@ -155,7 +155,7 @@ DERIVED_FIELDS = frozenset(
 def derive_trial_status(
     subscription_status: str | None, trial_end_date: datetime | None, now: datetime
 ) -> TrialStatus:
-    """Trial status from subscription status and trial end (reference §6.5); never stored."""
+    """Trial status from subscription status and trial end; never stored, so it cannot drift."""
     match subscription_status:
         case SubscriptionStatus.active:
             return TrialStatus.converted

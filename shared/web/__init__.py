@@ -5,6 +5,9 @@
 - ``deps.py`` — the route dependencies (``SessionDep``, ``ReadSessionDep``, ``CurrentUser``,
   ``CallerId``, ``AdminUser``, ``Quota``);
 - ``errors.py`` — every error to ``{"code", "detail"}``;
+- ``openapi.py`` — the OpenAPI document: ``ErrorBody`` on every error response an operation
+  can give (from ``raises`` on dependencies and ``error_responses`` on routes), summaries,
+  webhook bodies and signature headers;
 - ``middleware.py`` — correlation id, body-size limit, latency histogram;
 - ``nats.py`` — the API's background NATS connection.
 """
@@ -12,14 +15,19 @@
 from .app import create_app
 from .deps import AdminUser, CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
 from .errors import error_body
+from .openapi import ErrorBody, error_responses, raises, webhook_request
 
 __all__ = [
     "AdminUser",
     "CallerId",
     "CurrentUser",
+    "ErrorBody",
     "Quota",
     "ReadSessionDep",
     "SessionDep",
     "create_app",
     "error_body",
+    "error_responses",
+    "raises",
+    "webhook_request",
 ]

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.auth import TokenVerifier
 from shared.db import engine_for, session_factory
+from shared.errors import DependencyUnavailable
 from shared.queries.sessions import read_session_factory
 from shared.runtime import start_runtime
 from shared.settings import Settings, get_settings
@@ -27,12 +28,20 @@ from shared.settings import Settings, get_settings
 from .errors import error_body, install_error_handlers
 from .middleware import RequestContextMiddleware
 from .nats import NatsLink
+from .openapi import error_responses, install_openapi
 
 # Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) shipped inside the fastapi-offline wheel.
 # The older swagger-ui-bundle (Swagger UI 3) cannot render 3.1: "does not specify a valid version".
 SWAGGER_UI_ASSETS = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
 
 READY_TIMEOUT_SECONDS = 2.0
+
+
+class NotReady(DependencyUnavailable):
+    """``/readyz`` when Postgres or NATS is unreachable (the body adds ``status`` and ``checks``)."""
+
+    detail = "A dependency is unreachable."
+
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -42,10 +51,17 @@ def _ops_router(service: str) -> APIRouter:
 
     @router.get("/healthz", summary="Alive")
     async def healthz() -> dict[str, str]:
+        """The process answers (it checks nothing else): for liveness probes."""
         return {"status": "ok", "service": service}
 
-    @router.get("/readyz", summary="Postgres and NATS reachable", responses={503: {}})
+    @router.get(
+        "/readyz",
+        summary="Postgres and NATS reachable",
+        responses=error_responses(NotReady),
+    )
     async def readyz(request: Request) -> JSONResponse:
+        """200 when this process reaches Postgres and NATS, else 503 with ``checks`` saying
+        which one it cannot reach: for readiness probes and load balancers."""
         checks = {
             "postgres": await _postgres_ok(request.app),
             "nats": request.app.state.nats.connected,
@@ -53,7 +69,7 @@ def _ops_router(service: str) -> APIRouter:
         ok = all(checks.values())
         body = {"status": "ready" if ok else "unavailable", "checks": checks}
         if not ok:
-            body.update(error_body("dependency_unavailable", "A dependency is unreachable."))
+            body.update(error_body(NotReady.code, NotReady.detail))
         return JSONResponse(body, 200 if ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -134,6 +150,7 @@ def create_app(
     )
     app.mount("/docs-static", StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs-static")
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(_ops_router(service))
     for router in routers:
         app.include_router(router)

@@ -16,12 +16,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
-from shared.errors import AdminRequired, Unauthorized, UserNotFound
+from shared.errors import AdminRequired, DependencyUnavailable, Unauthorized, UserNotFound
 from shared.models import User
 from shared.queries.users import live_user_id
-from shared.quota import QuotaClient
+from shared.quota import BillingUnavailable, NoActivePlan, QuotaClient
+
+from .openapi import raises
 
 
+@raises(DependencyUnavailable)
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the route returns, rolled back on error."""
     async with request.app.state.sessions() as session:
@@ -37,6 +40,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+@raises(DependencyUnavailable)
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A read-only request's session: autocommit, so no ``BEGIN``/``COMMIT`` round trips.
 
@@ -51,6 +55,7 @@ ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="functi
 _bearer = HTTPBearer(auto_error=False, description="RS256 JWT; `sub` is the Clerk user id.")
 
 
+@raises(Unauthorized)
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -66,6 +71,7 @@ CurrentUser = Annotated[Principal, Depends(current_principal)]
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+@raises(UserNotFound)
 async def caller_id(
     request: Request, principal: CurrentUser, session: SessionDep, read_session: ReadSessionDep
 ) -> uuid.UUID:
@@ -85,6 +91,7 @@ async def caller_id(
 CallerId = Annotated[uuid.UUID, Depends(caller_id)]
 
 
+@raises(AdminRequired)
 async def admin_principal(principal: CurrentUser, session: SessionDep) -> Principal:
     is_admin = await session.scalar(
         sa.select(User.is_admin).where(
@@ -99,9 +106,15 @@ async def admin_principal(principal: CurrentUser, session: SessionDep) -> Princi
 AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 
+@raises(BillingUnavailable, NoActivePlan)
 def quota_client(request: Request) -> QuotaClient:
     """Billing's quota client on this process's NATS link (no connection: it fails closed)."""
-    return QuotaClient(request.app.state.nats.live, request.app.state.settings.scout_nats_prefix)
+    settings = request.app.state.settings
+    return QuotaClient(
+        request.app.state.nats.live,
+        settings.scout_nats_prefix,
+        local_billing=settings.local_billing,
+    )
 
 
 Quota = Annotated[QuotaClient, Depends(quota_client)]

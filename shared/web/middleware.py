@@ -1,4 +1,11 @@
-"""The pure-ASGI middleware every API runs: correlation id, body-size limit, latency histogram."""
+"""The pure-ASGI middleware every API runs: correlation id, body-size limit, latency histogram,
+and the one place an exception no handler took is logged and answered.
+
+An exception no handler took is answered here (``shared.web.errors.unhandled_answer``: 503
+``dependency_unavailable`` for a transient failure, else 500 ``internal_error``) and logged
+once, with the request's correlation id; it is not raised further, because the server would
+log the same traceback a second time.
+"""
 
 import json
 import time
@@ -6,11 +13,12 @@ from typing import Any
 
 from prometheus_client import Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import bound, new_id
 
-from .errors import error_body
+from .errors import error_body, unhandled_answer
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -46,12 +54,14 @@ class RequestContextMiddleware:
             )
             return
         status = 500
+        started = False
         start = time.perf_counter()
+        path, root_path = scope["path"], scope.get("root_path", "")
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", []).append(
                     (b"x-correlation-id", correlation_id.encode())
                 )
@@ -60,12 +70,30 @@ class RequestContextMiddleware:
         with bound(correlation_id):
             try:
                 await self.app(scope, _limited(receive, self.max_body), send_wrapper)
+            except Exception as exc:
+                answer, body, answer_headers = unhandled_answer(exc, scope["method"], path)
+                if not started:  # else the client sees the response cut short
+                    status = answer
+                    await _send_json(send_wrapper, answer, body, answer_headers)
             finally:
-                route = scope.get("route")
-                template = getattr(route, "path", "unmatched")
+                template = getattr(scope.get("route"), "path", None) or _label(
+                    scope, path, root_path
+                )
                 HTTP_LATENCY.labels(self.service, scope["method"], template, str(status)).observe(
                     time.perf_counter() - start
                 )
+
+
+def _label(scope: Scope, path: str, root_path: str) -> str:
+    """The route label of a request FastAPI's routing did not tag: ``/openapi.json`` and other
+    plain routes by their path, a mount (``/docs-static``) as ``<mount>/{path}``; a path no
+    route matches is ``unmatched`` (one label, however many paths are probed)."""
+    app = scope.get("app")
+    probe = {"type": "http", "path": path, "root_path": root_path, "method": scope["method"]}
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        if isinstance(route, Route | Mount) and route.matches(probe)[0] is not Match.NONE:
+            return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+    return "unmatched"
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
@@ -83,7 +111,9 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -92,6 +122,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
             ],
         }
     )

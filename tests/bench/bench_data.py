@@ -12,7 +12,7 @@
    and campaigns page 1 for users with 10, 1k and 100k campaigns. Page cost should stay flat.
 
 Run: ``.venv/bin/python -m tests.bench.bench_data [--creators N]``. It creates and drops its own
-database. Not a test (the machine's noise would make it flaky); figures go to the README.
+database. Not a test (the machine's noise would make it flaky); figures go to docs/performance.md.
 """
 
 import argparse
@@ -33,7 +33,7 @@ from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.sessions import read_session_factory
-from shared.settings import DEFAULT_DATABASE_URL
+from shared.settings import LOCAL_POSTGRES_URL
 from tooling import migrate
 
 from .bench_events import create_database, drop_database
@@ -223,24 +223,24 @@ def main() -> None:
     parser.add_argument("--creators", type=int, default=50_000)
     args = parser.parse_args()
     name = f"scout_bench_{uuid.uuid4().hex[:8]}"
-    url = create_database(DEFAULT_DATABASE_URL, name)
+    url = create_database(LOCAL_POSTGRES_URL, name)
     try:
         migrate.upgrade(url, "head")
         ours, theirs = asyncio.run(ingest(libpq_url(url), args.creators))
         print(f"ingest with dedupe: {ours:,.0f} creators/s   raw COPY: {theirs:,.0f} creators/s"
               f"   ratio {ours / theirs:.2f}")  # fmt: skip
         for size in (20, 250):
-            drop_database(DEFAULT_DATABASE_URL, name)
-            url = create_database(DEFAULT_DATABASE_URL, name)
+            drop_database(LOCAL_POSTGRES_URL, name)
+            url = create_database(LOCAL_POSTGRES_URL, name)
             migrate.upgrade(url, "head")
             rate = asyncio.run(work_items(libpq_url(url), size))
             print(f"work items (handle_search), pages of {size}: {rate:,.0f} creators/s")
-        drop_database(DEFAULT_DATABASE_URL, name)
-        url = create_database(DEFAULT_DATABASE_URL, name)
+        drop_database(LOCAL_POSTGRES_URL, name)
+        url = create_database(LOCAL_POSTGRES_URL, name)
         migrate.upgrade(url, "head")
         asyncio.run(growth(libpq_url(url)))
     finally:
-        drop_database(DEFAULT_DATABASE_URL, name)
+        drop_database(LOCAL_POSTGRES_URL, name)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from shared.events.envelope import Envelope, prefixed, stream_name
 from shared.events.outbox import record_event
 from shared.events.relay import Relay
 from shared.events.streams import connect, delete_streams, ensure_streams
-from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_NATS_URL
+from shared.settings import DEFAULT_NATS_URL, LOCAL_POSTGRES_URL
 from tooling import migrate
 
 SUBJECT = "platform.config.changed.v1"
@@ -151,7 +151,7 @@ def _pct(values: list[float], p: float) -> float:
 
 
 async def main(events: int, rate: float, latency_events: int) -> None:
-    admin_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    admin_url = os.environ.get("DATABASE_URL", LOCAL_POSTGRES_URL)
     nats_url = os.environ.get("NATS_URL", DEFAULT_NATS_URL)
     name = f"scout_bench_{uuid.uuid4().hex[:10]}"
     run = uuid.uuid4().hex[:6]

@@ -17,7 +17,7 @@ on both alike; req/s is requests over the summed slice time, p50/p99 over every 
 Run: ``.venv/bin/python -m tests.bench.bench_http [--scale 0.05] [--seconds 2] [--rounds 3]
 [--json]``. It creates, seeds (``tooling.perf.seed`` at a small scale) and drops its own
 database. Needs Postgres and NATS (the services connect to it at start). Not a test: the
-figures go to the README's performance section.
+figures go to docs/performance.md.
 """
 
 import argparse
@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.auth import mint_token
 from shared.db import libpq_url
-from shared.settings import DEFAULT_DATABASE_URL, Settings
+from shared.settings import LOCAL_POSTGRES_URL, Settings
 from tooling import migrate
 from tooling.perf.seed import seed
 
@@ -458,11 +458,11 @@ def main() -> None:
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         pass
     name = f"scout_bench_http_{uuid.uuid4().hex[:8]}"
-    url = create_database(DEFAULT_DATABASE_URL, name)
+    url = create_database(LOCAL_POSTGRES_URL, name)
     try:
         figures = asyncio.run(run(url, args))
     finally:
-        drop_database(DEFAULT_DATABASE_URL, name)
+        drop_database(LOCAL_POSTGRES_URL, name)
     if args.json:
         print(orjson.dumps([asdict(f) for f in figures], option=orjson.OPT_INDENT_2).decode())
 

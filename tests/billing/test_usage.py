@@ -95,11 +95,10 @@ async def test_no_plan_is_zero_allowance_and_unlimited_is_unlimited(
         denied = await _reserve(nc, nats_prefix, nobody.id, "enrichments")
         big = await _reserve(nc, nats_prefix, unlimited.id, "creators", amount=10**6)
         stranger = await _reserve(nc, nats_prefix, uuid.uuid4(), "campaigns")
-    assert denied == UsageReserveReply(
-        allowed=False, used=0, limit=0, code="enrichments_limit_reached"
-    )
+    # No plan at all is its own answer: the user needs a plan, not an upgrade.
+    assert denied == UsageReserveReply(allowed=False, used=0, limit=0, code="no_active_plan")
     assert big.allowed and big.limit == -1 and big.used == 10**6
-    assert (stranger.allowed, stranger.code) == (False, "campaign_limit_reached")
+    assert (stranger.allowed, stranger.code) == (False, "no_active_plan")
 
 
 async def test_release_confirms_used_part_gives_back_the_rest_and_is_idempotent(

@@ -212,7 +212,7 @@ async def test_checkout_completed_links_the_customer_and_applies_the_subscriptio
     assert other.json()["outcome"] == "unhandled"
     row = await subscription_row(committed, user.id)
     assert (row["current_plan"], row["subscription_status"], row["billing_interval"]) == (
-        "growth", "active", "year",
+        "growth", "active", "yearly",
     )  # fmt: skip
     assert row["stripe_customer_id"] == "cus_new" and row["stripe_subscription_id"] == sub["id"]
     async with committed.connect() as conn:

@@ -11,6 +11,7 @@ from services.campaign.repository import CampaignRepository
 from shared.models import BackgroundJob, Campaign, Event, UsageReservation, UserUsage
 
 from ..factories import make_campaign, make_job
+from ..support.services import running_api
 from .conftest import scalar
 
 
@@ -69,6 +70,37 @@ async def test_twenty_concurrent_creates_at_a_limit_of_three_make_exactly_three(
     assert await usage_of(committed, owner.user) == 3
     confirmed = sa.select(sa.func.count()).where(UsageReservation.status == "confirmed")
     assert await scalar(committed, confirmed) == 3
+
+
+async def test_a_user_without_a_plan_is_told_so_not_that_a_limit_was_reached(
+    api, billing, make_owner, committed, service_settings
+):
+    owner = await make_owner(campaigns_limit=None)  # no plan, no per-user allowance
+    refused = await api.post("/campaigns", json={"name": "x"}, headers=owner.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "no_active_plan")
+    detail = refused.json()["detail"]
+    assert "no plan" in detail and "POST /billing/checkout" in detail
+    assert "scout billing subscribe" not in detail  # only where billing sells plans locally
+    assert await scalar(committed, sa.select(sa.func.count()).select_from(Campaign)) == 0
+    # In development without Stripe, it also says how to get a plan there and then.
+    dev = service_settings.model_copy(update={"scout_env": "development"})
+    async with running_api("campaign", dev) as dev_api:
+        refused = await dev_api.post("/campaigns", json={"name": "x"}, headers=owner.headers)
+    assert refused.json()["code"] == "no_active_plan"
+    assert "./scripts/scout billing subscribe" in refused.json()["detail"]
+    # A user on a plan whose limit is spent still hears about the limit.
+    capped = await make_owner(campaigns_limit=0)
+    await _on_plan(committed, capped.user, "glow_up")
+    limited = await api.post("/campaigns", json={"name": "x"}, headers=capped.headers)
+    assert (limited.status_code, limited.json()["code"]) == (403, "campaign_limit_reached")
+
+
+async def _on_plan(engine, user, plan: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE user_subscriptions SET current_plan = :p WHERE user_id = :u"),
+            {"p": plan, "u": user.id},
+        )
 
 
 async def test_billing_unreachable_fails_closed_with_503(api, make_owner, committed):

@@ -7,118 +7,36 @@ completes → saves creators to a list → exports the list as CSV. Then Ctrl-C 
 every process the suite started.
 """
 
-import asyncio
 import csv
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from svix.webhooks import Webhook
 
-from shared.events.streams import connect, delete_streams
 from shared.settings import DEV_CLERK_WEBHOOK_SECRET, DEV_STRIPE_WEBHOOK_SECRET
+from tests.support.dev import SERVICES, DevSuite, dev_environment, forget_streams, start, stop
 from tests.support.fake_stripe import FakeStripe, sign
 from tests.support.wait import eventually
-from tooling.embedded import free_port
 
-SERVICES = ("identity", "billing", "campaign", "scraping")
-STARTUP_BUDGET_S = 30.0  # the issue's bar on a developer machine
-STARTUP_LIMIT_S = 90.0  # what the test tolerates on a loaded 2-core CI box
-
-
-class DevSuite:
-    def __init__(self, proc: subprocess.Popen, env: dict[str, str], log: Path) -> None:
-        self.proc, self.env, self.log = proc, env, log
-        self.startup_seconds = 0.0
-
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.env[f'{service.upper()}_PORT']}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def token(self, clerk_id: str) -> str:
-        """What the README tells people to do: ``scout dev-token <clerk_id>``."""
-        result = subprocess.run(
-            [sys.executable, "-m", "tooling.cli", "dev-token", clerk_id],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return result.stdout.strip()
+STARTUP_BUDGET_S = 30.0  # the bar on a developer machine
 
 
 @pytest.fixture
 async def dev_suite(scratch_database, nats_url, tmp_path) -> AsyncIterator[DevSuite]:
-    prefix = f"e2e{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "SCOUT_ENV": "development",
-        "DATABASE_URL": scratch_database(),  # empty: scout dev migrates it
-        "NATS_URL": nats_url,
-        "SCOUT_NATS_PREFIX": prefix,
-        "XDG_DATA_HOME": str(tmp_path / "data"),  # its own dev key pair
-        "SCRAPING_PROVIDER": "synthetic",
-    }
-    for name in ("AUTH_PUBLIC_KEY", "AUTH_JWKS_URL", "AUTH_ISSUER", "STRIPE_SECRET_KEY"):
-        env.pop(name, None)
-    for service in SERVICES:
-        env[f"{service.upper()}_PORT"] = str(free_port())
-        env[f"{service.upper()}_WORKER_METRICS_PORT"] = str(free_port())
-    log = tmp_path / "scout-dev.log"
-    started = time.monotonic()
-    proc = _spawn(env, log)
-    suite = DevSuite(proc, env, log)
+    env = dev_environment(scratch_database(), nats_url, tmp_path / "data")
+    suite = await start(env, tmp_path / "scout-dev.log")
     try:
-        while "Scout is up" not in suite.output():
-            if proc.poll() is not None:
-                pytest.fail(f"scout dev exited with {proc.returncode}:\n{suite.output()[-6000:]}")
-            if time.monotonic() - started > STARTUP_LIMIT_S:
-                pytest.fail(f"scout dev not up in {STARTUP_LIMIT_S} s:\n{suite.output()[-6000:]}")
-            await asyncio.sleep(0.2)
-        suite.startup_seconds = time.monotonic() - started
         yield suite
     finally:
-        _stop(suite)
-        nc = await connect(nats_url, name="e2e-cleanup")
-        try:
-            await delete_streams(nc.jetstream(), prefix)
-        finally:
-            await nc.close()
-
-
-def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tooling.cli", "dev", "--no-colour"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(suite: DevSuite) -> None:
-    if suite.proc.poll() is None:
-        suite.proc.send_signal(signal.SIGINT)
-        try:
-            suite.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(suite.proc.pid, signal.SIGKILL)
-            suite.proc.wait(10)
+        stop(suite)
+        await forget_streams(nats_url, env)
 
 
 def clerk_delivery(clerk_id: str, email: str) -> tuple[bytes, dict[str, str]]:

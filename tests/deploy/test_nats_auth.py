@@ -97,7 +97,7 @@ async def test_services_run_under_their_permissions(secured_nats, service_settin
             )  # fmt: skip
         finally:
             await nc.close()
-        assert reply.allowed is False and reply.code == "creators_limit_reached"  # no plan
+        assert reply.allowed is False and reply.code == "no_active_plan"  # no plan
         assert errors == []
 
 

@@ -1,4 +1,4 @@
-"""Envelope, catalogue and stream naming: every SPEC subject typed, prefixes isolate everything."""
+"""Envelope, catalogue and stream naming: every contracted subject typed, prefixes isolate all."""
 
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +12,7 @@ from shared.events.catalogue import CATALOGUE, RPC, UnknownEvent, spec_for
 from shared.events.envelope import Envelope, prefixed, stream_name, unprefixed
 from shared.events.streams import STREAMS, ensure_streams
 
-SPEC_SUBJECTS = {
+CONTRACT_SUBJECTS = {
     "identity.user.created.v1",
     "identity.user.updated.v1",
     "identity.user.deleted.v1",
@@ -46,7 +46,7 @@ def _matches(filter_: str, subject: str) -> bool:
 
 
 def test_every_spec_subject_has_a_typed_payload_and_a_producer_stream():
-    assert set(CATALOGUE) >= SPEC_SUBJECTS
+    assert set(CATALOGUE) >= CONTRACT_SUBJECTS
     for subject, spec in CATALOGUE.items():
         stream = STREAMS[spec.stream]
         assert any(_matches(f, subject) for f in stream.subjects), subject

@@ -145,7 +145,7 @@ async def test_config_values_are_typed_and_validated(api, committed, auth):
     headers = auth(await make_admin(committed))
     cases = [
         ("number", 5, "5", 5),
-        ("number", "0.1", "0.1", 0.1),  # the original's parseInt made this 0
+        ("number", "0.1", "0.1", 0.1),  # not truncated to 0
         ("duration", "30s", "30s", 30.0),
         ("duration", "250ms", "250ms", 0.25),
         ("boolean", True, "true", True),

@@ -164,7 +164,7 @@ async def test_onboarding_jumps_are_409_and_change_nothing(api, committed, auth)
     assert await _scalar(committed, _event_count("identity.onboarding.step_changed", uid)) == 0
 
 
-async def test_onboarding_validates_fields_like_the_reference(api, auth):
+async def test_onboarding_validates_each_steps_fields(api, auth):
     uid = clerk_id()
     headers = auth(uid)
     bad = [
@@ -182,6 +182,11 @@ async def test_onboarding_validates_fields_like_the_reference(api, auth):
         response = await api.post("/me/onboarding", headers=headers, json=body)
         assert response.status_code == 422, (body, response.text)
         assert response.json()["code"] == "validation_error"
+        assert "<" not in response.text, response.text  # never a Python enum repr
+    wrong_step = await api.post("/me/onboarding", headers=headers, json={"step": "step_1"})
+    assert wrong_step.json()["errors"][0]["loc"] == ["body", "step"]
+    allowed = "'info_captured', 'intent_captured', 'plan_selected', 'completed'"
+    assert allowed in wrong_step.json()["detail"]
     ok = await api.post(
         "/me/onboarding",
         headers=headers,

@@ -1,4 +1,4 @@
-"""The flattened profile: one statement, reference §4.1 defaults, derived limits and trial status."""
+"""The flattened profile: one statement, defaults for missing rows, derived limits and trial status."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -76,7 +76,7 @@ async def test_child_rows_are_flattened_into_the_profile(session):
         intended_plan="pro",
         subscription_status="trialing",
         trial_end_date=end,
-        billing_interval="year",
+        billing_interval="yearly",
         billing_sync_status="webhook",
     )
     await set_row(session, UserBilling, user, stripe_customer_id="cus_flat", card_last4="4242")
@@ -96,7 +96,7 @@ async def test_child_rows_are_flattened_into_the_profile(session):
 
     assert (profile.current_plan, profile.intended_plan) == ("scale", "pro")
     assert (profile.subscription_status, profile.trial_end_date) == ("trialing", end)
-    assert (profile.billing_interval, profile.billing_sync_status) == ("year", "webhook")
+    assert (profile.billing_interval, profile.billing_sync_status) == ("yearly", "webhook")
     assert (profile.stripe_customer_id, profile.card_last4) == ("cus_flat", "4242")
     assert profile.plan_features == {"csv": True}
     assert (profile.usage_campaigns_current, profile.enrichments_current_month) == (2, 9)

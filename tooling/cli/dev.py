@@ -1,9 +1,14 @@
 """``scout dev``: run the whole suite locally — four APIs and four workers — in one command.
 
-Postgres and NATS come from ``DATABASE_URL``/``NATS_URL``, else the default local ports, else
-embedded servers (pip packages) whose data lives under the user's data directory. The database
-is migrated, the streams provisioned, then every service process starts as a child with a
-coloured, prefixed log. Ctrl-C (or SIGTERM) stops the children, then the embedded servers.
+Every port it will listen on is checked first (APIs, worker metrics, the embedded servers when
+it needs them): a taken port stops it before anything starts, with one line naming the port
+and what holds it. Postgres and NATS come from ``DATABASE_URL``/``NATS_URL``, else the servers
+on the default local ports, else embedded servers (pip packages) started on those same ports,
+with their data under the user's data directory. Without ``DATABASE_URL`` the suite uses a
+database of its own, ``scout``, created when missing (never the server's maintenance
+database). The database is migrated, the streams provisioned, then every service process
+starts as a child with a coloured, prefixed log. Ctrl-C (or SIGTERM) stops the children, then
+the embedded servers.
 """
 
 import asyncio
@@ -11,20 +16,33 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import httpx
 import typer
 
 from shared.auth import data_dir, ensure_dev_key_pair
 from shared.events.streams import connect, ensure_streams
-from shared.settings import Settings
+from shared.settings import DEFAULT_NATS_URL, LOCAL_POSTGRES_URL, Settings
 from shared.worker import SERVICES
 from tooling import migrate
 from tooling.cli.output import console, err_console
-from tooling.embedded import port_is_free
-from tooling.infra import InfrastructureUnavailable, Resolved, resolve_nats, resolve_postgres
+from tooling.infra import (
+    InfrastructureUnavailable,
+    Resolved,
+    ensure_database,
+    nats_answers,
+    postgres_answers,
+    resolve_nats,
+    resolve_postgres,
+)
+from tooling.ports import Port, first_taken
 from tooling.supervisor import Supervisor
+
+DATABASE_NAME = "scout"
+ROOT = Path(__file__).resolve().parents[2]
 
 OWNS = {
     "identity": "users, onboarding, Clerk webhooks, admin, runtime config",
@@ -35,13 +53,40 @@ OWNS = {
 
 
 def _worker_metrics_port(service: str, api_port: int) -> int:
-    """``<SERVICE>_WORKER_METRICS_PORT``, else API port + 1000 when free, else any free port."""
+    """``<SERVICE>_WORKER_METRICS_PORT``, else the API port + 1000 (never moved silently)."""
     given = os.environ.get(f"{service.upper()}_WORKER_METRICS_PORT")
-    if given:
-        return int(given)
-    from tooling.embedded import free_port
+    return int(given) if given else api_port + 1000
 
-    return api_port + 1000 if port_is_free(api_port + 1000) else free_port()
+
+def _ports(settings: Settings, services: list[str], host: str) -> list[Port]:
+    """Every port this run will listen on, with what to do when one is taken."""
+    ports = []
+    for service in services:
+        api = getattr(settings, f"{service}_port")
+        variable = f"{service.upper()}_PORT"
+        ports.append(Port(api, f"{service} API", f"set {variable} to another port", host))
+        variable = f"{service.upper()}_WORKER_METRICS_PORT"
+        ports.append(
+            Port(
+                _worker_metrics_port(service, api),
+                f"{service} worker metrics",
+                f"set {variable} to another port",
+                host,
+            )
+        )
+    # Embedded servers listen where a local server would (so every other tool finds them
+    # there); they are needed only when no URL is given and nothing answers on that port.
+    if not os.environ.get("DATABASE_URL") and postgres_answers(LOCAL_POSTGRES_URL) is not None:
+        ports.append(
+            Port(_port(LOCAL_POSTGRES_URL), "embedded Postgres", "set DATABASE_URL to a Postgres")
+        )
+    if not os.environ.get("NATS_URL") and nats_answers(DEFAULT_NATS_URL) is not None:
+        ports.append(Port(_port(DEFAULT_NATS_URL), "embedded NATS", "set NATS_URL to a NATS"))
+    return ports
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 0
 
 
 def dev(
@@ -61,31 +106,46 @@ def dev(
     if unknown:
         raise typer.BadParameter(f"unknown service(s) {unknown}; choose from {list(SERVICES)}")
     started = time.monotonic()
+    taken = first_taken(_ports(Settings(), services, host))
+    if taken:
+        err_console.print(f"[red]scout dev: {taken}[/]")
+        raise typer.Exit(2)
     resolved: list[Resolved] = []
     try:
         try:
-            pg = resolve_postgres(try_docker=False, embedded_dir=data_dir() / "postgres")
+            pg = resolve_postgres(
+                try_docker=False,
+                embedded_dir=data_dir() / "postgres",
+                embedded_port=_port(LOCAL_POSTGRES_URL),
+            )
             resolved.append(pg)
-            nats = resolve_nats(try_docker=False, embedded_dir=data_dir() / "nats")
+            nats = resolve_nats(
+                try_docker=False,
+                embedded_dir=data_dir() / "nats",
+                embedded_port=_port(DEFAULT_NATS_URL),
+            )
             resolved.append(nats)
         except InfrastructureUnavailable as exc:
             err_console.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
-        console.print(f"[green]✓[/] Postgres ({pg.source}): {_safe(pg.url)}")
+        database_url, created = own_database(pg)
+        if created:
+            console.print(f"[green]✓[/] created the database {DATABASE_NAME!r}")
+        console.print(f"[green]✓[/] Postgres ({pg.source}): {_safe(database_url)}")
         console.print(f"[green]✓[/] NATS ({nats.source}): {nats.url}")
-        migrate.upgrade(pg.url, "head")
+        migrate.upgrade(database_url, "head")
         console.print(
-            f"[green]✓[/] database migrated to {', '.join(migrate.status(pg.url).current)}"
+            f"[green]✓[/] database migrated to {', '.join(migrate.status(database_url).current)}"
         )
         env = {
             **os.environ,
-            "DATABASE_URL": pg.url,
+            "DATABASE_URL": database_url,
             "NATS_URL": nats.url,
             "PYTHONUNBUFFERED": "1",
             "_TYPER_STANDARD_TRACEBACK": "1",  # plain tracebacks read better behind a prefix
             "COLUMNS": os.environ.get("COLUMNS", "200"),
         }
-        settings = Settings(**{"database_url": pg.url, "nats_url": nats.url})
+        settings = Settings(**{"database_url": database_url, "nats_url": nats.url})
         streams = asyncio.run(_ensure_streams(settings))
         console.print(f"[green]✓[/] streams ready: {', '.join(streams)}")
         if settings.scout_env != "production" and not (
@@ -93,12 +153,31 @@ def dev(
         ):
             ensure_dev_key_pair()
         code = asyncio.run(
-            _run(settings, env, services, host, reload, ready_timeout, colour, started)
+            _run(
+                settings,
+                env,
+                services,
+                host,
+                reload,
+                ready_timeout,
+                colour,
+                started,
+                None if pg.source == "env" else database_url,  # yours stays unprinted
+            )
         )
     finally:
         for r in reversed(resolved):
             r.close()
     raise typer.Exit(code)
+
+
+def own_database(pg: Resolved, name: str = DATABASE_NAME) -> tuple[str, bool]:
+    """The database the suite runs in, and whether it was just created: ``DATABASE_URL``'s
+    when given; on a server found or started here, a database of Scout's own (``name``),
+    created when missing, never the server's maintenance database."""
+    if pg.source == "env":
+        return pg.url, False
+    return ensure_database(pg.url, name)
 
 
 def _safe(url: str) -> str:
@@ -122,6 +201,7 @@ async def _run(
     ready_timeout: float,
     colour: bool | None,
     started: float,
+    shown_database_url: str | None,
 ) -> int:
     sup = Supervisor(colour=colour)
     python = [sys.executable, "-m", "tooling.cli"]
@@ -149,7 +229,7 @@ async def _run(
             return 1
         if stop.is_set():
             return 0
-        _summary(settings, services, endpoints, time.monotonic() - started)
+        _summary(settings, services, endpoints, time.monotonic() - started, shown_database_url)
         exits = asyncio.create_task(sup.exit_event.wait())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([exits, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -198,8 +278,21 @@ def sup_child(sup: Supervisor, name: str):
     return next(c for c in sup.children if c.name == name)
 
 
+def _scout_command() -> str:
+    """How to run ``scout`` from where the user is: the repository's wrapper (which needs no
+    activated virtualenv), relative when they are at the repository's root."""
+    wrapper = ROOT / "scripts" / "scout"
+    if not wrapper.exists():
+        return "scout"
+    return "./scripts/scout" if Path.cwd() == ROOT else str(wrapper)
+
+
 def _summary(
-    settings: Settings, services: list[str], endpoints: dict[str, str], took: float
+    settings: Settings,
+    services: list[str],
+    endpoints: dict[str, str],
+    took: float,
+    shown_database_url: str | None,
 ) -> None:
     console.print(f"\n[green bold]Scout is up[/] in {took:.1f} s — Ctrl-C stops everything.\n")
     for service in services:
@@ -208,13 +301,21 @@ def _summary(
             f"  [bold]{service:<9}[/] {api}  docs {api}/docs  metrics {api}/metrics  "
             f"worker metrics {endpoints[f'{service}-worker']}/metrics  [dim]({OWNS[service]})[/]"
         )
-    console.print("\n[bold]Development secrets[/] (defaults; set the variables to override):")
+    console.print("\n[bold]Development settings[/] (defaults; set the variables to override):")
+    if shown_database_url:
+        console.print(f"  DATABASE_URL={shown_database_url}")
+    console.print(f"  NATS_URL={settings.nats_url}")
     console.print(f"  CLERK_WEBHOOK_SECRET={settings.clerk_webhook_secret}")
     console.print(f"  STRIPE_WEBHOOK_SECRET={settings.stripe_webhook_secret}")
     if settings.scout_nats_prefix:
         console.print(f"  SCOUT_NATS_PREFIX={settings.scout_nats_prefix}")
-    console.print(
-        "\n[bold]Token[/]: scout dev-token user_123  →  "
-        f'curl -H "Authorization: Bearer $(scout dev-token user_123)" '
-        f"{endpoints.get('identity-api', 'http://127.0.0.1:8001')}/me\n"
-    )
+    scout = _scout_command()
+    identity = endpoints.get("identity-api", f"http://127.0.0.1:{settings.identity_port}")
+    console.print("\n[bold]Try it[/] (in another shell):")
+    console.print(f'  curl -H "Authorization: Bearer $({scout} dev-token user_123)" {identity}/me')
+    if settings.local_billing:
+        console.print(
+            f"  {scout} billing subscribe user_123 --plan growth"
+            "   [dim](a plan without Stripe: billing sells it locally)[/]"
+        )
+    console.print("")

@@ -2,7 +2,7 @@
 
 import typer
 
-from tooling.cli import db, dev, migrate, nats_auth, roles, run, token, user
+from tooling.cli import billing, db, dev, migrate, nats_auth, roles, run, token, user
 from tooling.cli.events import app as events_app
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ db.app.command("roles")(roles.roles)
 app.add_typer(db.app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(user.app, name="user")
+app.add_typer(billing.app, name="billing")
 app.command("dev")(dev.dev)
 app.command("dev-token")(token.dev_token)
 app.command("api")(run.api)

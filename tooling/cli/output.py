@@ -1,6 +1,12 @@
-"""Output helpers: readable rich tables for people, ``--json`` for machines."""
+"""Output helpers: readable rich tables for people, ``--json`` for machines.
+
+Printed to a terminal, lines wrap at its width; printed anywhere else (a pipe, a file, a log
+collector, ``scout dev`` under a supervisor), they never wrap, so a URL or a command stays
+whole and can be copied as printed.
+"""
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -10,8 +16,8 @@ from uuid import UUID
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 def _default(value: Any) -> Any:

@@ -13,12 +13,16 @@ from .usage import USAGE_COLUMNS, Usage, usage_from
 # The 1:1 rows billing keeps per user, in the order they are written.
 ACCOUNT_TABLES = ("user_subscriptions", "user_billing", "user_usage")
 
-_PLANS = sa.text(
-    "SELECT plan_key, plan_name AS display_name, description,"
+_PLAN_COLUMNS = (
+    "plan_key, plan_name AS display_name, description,"
     " price_monthly AS monthly_price, price_yearly AS yearly_price, campaigns_limit,"
     " creators_limit, enrichments_limit, features, is_legacy"
-    " FROM subscription_plans WHERE is_active ORDER BY display_order, plan_key"
 )
+_PLANS = sa.text(
+    f"SELECT {_PLAN_COLUMNS} FROM subscription_plans WHERE is_active"
+    " ORDER BY display_order, plan_key"
+)
+_PLAN = sa.text(f"SELECT {_PLAN_COLUMNS} FROM subscription_plans WHERE plan_key = :p AND is_active")
 
 _PLAN_EXISTS = sa.text("SELECT 1 FROM subscription_plans WHERE plan_key = :p AND is_active")
 
@@ -80,6 +84,10 @@ class AccountRepository:
     async def plans(self) -> list[Mapping[str, Any]]:
         """Active plans in display order."""
         return list((await self.session.execute(_PLANS)).mappings())
+
+    async def plan(self, plan: str) -> Mapping[str, Any] | None:
+        """One plan on offer (the columns of :meth:`plans`), or None."""
+        return (await self.session.execute(_PLAN, {"p": plan})).mappings().first()
 
     async def plan_exists(self, plan: str) -> bool:
         return bool(await self.session.scalar(_PLAN_EXISTS, {"p": plan}))

@@ -76,6 +76,8 @@ _CHARGE = {
     for r in UsageResource
 }
 
+_HAS_PLAN = sa.text("SELECT current_plan IS NOT NULL FROM user_subscriptions WHERE user_id = :uid")
+
 _DELETE_RESERVATION = sa.text("DELETE FROM usage_reservations WHERE id = :id")
 
 _RESERVATION_BY_KEY = sa.text(
@@ -202,6 +204,10 @@ class UsageRepository:
             .first()
         )
         return None if row is None else (row["used"], row["lim"])
+
+    async def has_plan(self, user_id: uuid.UUID) -> bool:
+        """Whether the user is on a plan at all (False for no subscription row)."""
+        return bool(await self.session.scalar(_HAS_PLAN, {"uid": user_id}))
 
     async def delete_reservation(self, reservation_id: uuid.UUID) -> None:
         await self.session.execute(_DELETE_RESERVATION, {"id": reservation_id})

@@ -2,21 +2,27 @@
 
 from fastapi import APIRouter, Request
 
-from shared.web import CallerId, CurrentUser, ReadSessionDep, SessionDep
+from shared.web import CallerId, CurrentUser, ReadSessionDep, SessionDep, error_responses
 
+from ..errors import BillingProviderUnavailable, UnknownPlan
 from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut
 from ..service import account
 
 router = APIRouter(prefix="/billing", tags=["billing"])
 
 
-@router.get("/status", response_model=BillingStatusOut)
+@router.get("/status", response_model=BillingStatusOut, summary="My plan, trial and usage")
 async def billing_status(user_id: CallerId, session: ReadSessionDep) -> BillingStatusOut:
     """Plan, subscription and trial status, whether access is allowed, and usage by resource."""
     return await account.billing_status(session, user_id)
 
 
-@router.post("/checkout", response_model=CheckoutOut)
+@router.post(
+    "/checkout",
+    response_model=CheckoutOut,
+    summary="Buy or change a plan",
+    responses=error_responses(UnknownPlan, BillingProviderUnavailable),
+)
 async def checkout(
     body: CheckoutIn,
     principal: CurrentUser,
@@ -24,7 +30,17 @@ async def checkout(
     session: SessionDep,
     request: Request,
 ) -> CheckoutOut:
-    """A Stripe Checkout session (7-day trial for a first subscription only), or an in-place
-    plan change when the user already has a live subscription."""
+    """A Stripe Checkout session to pay at (``checkout_url``; a 7-day trial for a first
+    subscription only), or an in-place plan change when the user already has a live
+    subscription. In development without ``STRIPE_SECRET_KEY`` the ``checkout_url`` is
+    billing's own payment page (``GET /dev/checkout/{session_id}``); elsewhere, without Stripe
+    configured, 503 ``billing_provider_unavailable``."""
     settings = request.app.state.settings
-    return await account.checkout(session, settings, user_id, principal.clerk_user_id, body)
+    return await account.checkout(
+        session,
+        settings,
+        user_id,
+        principal.clerk_user_id,
+        body,
+        local_page=lambda session_id: str(request.url_for("checkout_page", session_id=session_id)),
+    )

@@ -4,15 +4,36 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from shared.errors import DependencyUnavailable, InvalidPayload, InvalidSignature
+from shared.web import error_responses, webhook_request
+
+from ..errors import WebhookFailed, WebhookInProgress
+from ..schemas import StripeEvent
 from ..service import webhooks
 
 router = APIRouter(tags=["webhooks"])
 
 
-@router.post("/webhooks/stripe")
+@router.post(
+    "/webhooks/stripe",
+    summary="Stripe events (signed)",
+    responses=error_responses(
+        InvalidSignature, InvalidPayload, WebhookInProgress, WebhookFailed, DependencyUnavailable
+    ),
+    openapi_extra=webhook_request(
+        StripeEvent,
+        {
+            "Stripe-Signature": '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under'
+            " `STRIPE_WEBHOOK_SECRET`; older than 300 s is refused."
+        },
+    ),
+)
 async def stripe_webhook(request: Request) -> dict[str, Any]:
-    """Stripe events (signature-verified, idempotent, out-of-order safe). Each delivery runs its
-    own transactions (claim, then process), so this route takes no request session."""
+    """Checkout, subscription and invoice events from Stripe: the signature is checked on the
+    raw body first (bad or stale: 400, nothing written); each event id is applied once, and an
+    event older than the state held never overwrites it. A failure answers 500 so Stripe
+    retries; an event another delivery is processing answers 409."""
+    # Each delivery runs its own transactions (claim, then process): no request session.
     settings = request.app.state.settings
     payload = await request.body()
     event = webhooks.verify(

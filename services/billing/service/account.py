@@ -2,8 +2,9 @@
 
 import math
 import os
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from shared.models.enums import SubscriptionStatus, TrialStatus
 from shared.queries.users import derive_trial_status
 from shared.settings import Settings
 
-from .. import stripe_api
+from .. import local_stripe, stripe_api
 from ..errors import BillingProviderUnavailable, UnknownPlan
 from ..repository import AccountRepository
 from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut, UsageOut
@@ -66,25 +67,40 @@ async def billing_status(session: AsyncSession, user_id: uuid.UUID) -> BillingSt
     )
 
 
+def _first_subscription(user: Mapping[str, Any]) -> bool:
+    """Only a user who never subscribed nor trialled gets the trial."""
+    return (
+        not user["stripe_subscription_id"]
+        and user["trial_start_date"] is None
+        and user["subscription_status"] == SubscriptionStatus.none
+    )
+
+
 async def checkout(
     session: AsyncSession,
     settings: Settings,
     user_id: uuid.UUID,
     clerk_user_id: str,
     body: CheckoutIn,
+    *,
+    local_page: Callable[[str], str],
 ) -> CheckoutOut:
     """A Stripe Checkout session (7-day trial for a first subscription only), or an in-place
-    plan change when the user already has a live subscription."""
-    client = stripe_api.client(settings)  # 503 billing_provider_unavailable when unset
+    plan change when the user already has a live subscription. With local billing
+    (development, no Stripe key) the session is billing's own page, at ``local_page(id)``."""
     repo = AccountRepository(session)
+    # The plan is checked before the provider: a plan not on offer is the caller's mistake.
     if not await repo.plan_exists(body.plan):
-        raise UnknownPlan(f"There is no plan {body.plan!r}.")
+        raise UnknownPlan(f"The plan {body.plan.value!r} is not on offer.")
+    if settings.local_billing:
+        return await _local_checkout(repo, settings, user_id, clerk_user_id, body, local_page)
+    client = stripe_api.client(settings)  # 503 billing_provider_unavailable when unset
     # One checkout at a time per user (the billing row lock): the customer is created once.
     user = await repo.lock_checkout(user_id)
     if user is None:
         raise UserNotFound("No billing account for this user yet.")
-    price = stripe_api.price_id(body.plan, body.interval)
-    metadata = {"user_id": clerk_user_id, "plan": body.plan}
+    price = stripe_api.price_id(body.plan.value, body.interval.value)
+    metadata = {"user_id": clerk_user_id, "plan": body.plan.value}
     try:
         if user["stripe_subscription_id"] and user["subscription_status"] in LIVE:
             sub = await client.v1.subscriptions.retrieve_async(user["stripe_subscription_id"])
@@ -97,7 +113,7 @@ async def checkout(
                     "metadata": metadata,
                 },
             )
-            await repo.set_intended_plan(user_id, body.plan)
+            await repo.set_intended_plan(user_id, body.plan.value)
             return CheckoutOut(mode="upgrade", subscription_id=sub["id"], trial_days=0)
         customer = user["stripe_customer_id"]
         if not customer:
@@ -106,12 +122,10 @@ async def checkout(
             )
             customer = created["id"]
             await repo.set_customer(user_id, customer)
-        first = (
-            not user["stripe_subscription_id"]
-            and user["trial_start_date"] is None
-            and user["subscription_status"] == SubscriptionStatus.none
-        )
-        subscription_data: dict[str, Any] = {"metadata": {**metadata, "interval": body.interval}}
+        first = _first_subscription(user)
+        subscription_data: dict[str, Any] = {
+            "metadata": {**metadata, "interval": body.interval.value}
+        }
         if first:
             subscription_data["trial_period_days"] = TRIAL_DAYS
         created_session = await client.v1.checkout.sessions.create_async(
@@ -134,12 +148,43 @@ async def checkout(
         )
     except stripe.StripeError as exc:
         raise BillingProviderUnavailable(f"The billing provider failed: {exc}") from exc
-    await repo.set_intended_plan(user_id, body.plan)
+    await repo.set_intended_plan(user_id, body.plan.value)
     return CheckoutOut(
         mode="checkout",
         checkout_url=created_session["url"],
         session_id=created_session["id"],
         trial_days=TRIAL_DAYS if first else 0,
+    )
+
+
+async def _local_checkout(
+    repo: AccountRepository,
+    settings: Settings,
+    user_id: uuid.UUID,
+    clerk_user_id: str,
+    body: CheckoutIn,
+    local_page: Callable[[str], str],
+) -> CheckoutOut:
+    """Billing's own checkout session: the same trial rule, the user's customer if they have one."""
+    user = await repo.lock_checkout(user_id)
+    if user is None:
+        raise UserNotFound("No billing account for this user yet.")
+    trial_days = TRIAL_DAYS if _first_subscription(user) else 0
+    purchase = local_stripe.Purchase(
+        clerk_user_id=clerk_user_id,
+        plan=body.plan.value,
+        interval=body.interval,
+        trial_days=trial_days,
+        customer=user["stripe_customer_id"] or local_stripe.customer_id(clerk_user_id),
+        expires_at=int(time.time()) + local_stripe.SESSION_TTL_SECONDS,
+    )
+    session_id = local_stripe.new_session(settings.stripe_webhook_secret, purchase)
+    await repo.set_intended_plan(user_id, body.plan.value)
+    return CheckoutOut(
+        mode="checkout",
+        checkout_url=local_page(session_id),
+        session_id=session_id,
+        trial_days=trial_days,
     )
 
 

@@ -97,8 +97,9 @@ async def apply_subscription(
     mapped = stripe_api.plan_for_price(price)
     if mapped is None:
         raise UnknownPrice(f"Price {price!r} maps to no plan.")
-    plan, _ = mapped
-    interval = _get(_get(_get(item, "price", {}), "recurring", {}), "interval") or mapped[1]
+    plan, interval = mapped
+    recurring = _get(_get(_get(item, "price", {}), "recurring", {}), "interval")
+    interval = stripe_api.FROM_STRIPE_INTERVAL.get(recurring, interval)
     status = _STATUS.get(_get(sub, "status"), SubscriptionStatus.none)
 
     row = await _locked_state(session, user_id, state_at)
@@ -122,7 +123,7 @@ async def apply_subscription(
         "converted": now
         if previous_status == SubscriptionStatus.trialing and status == SubscriptionStatus.active
         else None,
-        "interval": interval if interval in ("month", "year") else "month",
+        "interval": interval.value,
         "period_end": ts(_get(item, "current_period_end") or _get(sub, "current_period_end")),
         "cancel": cancel_at,
         "sync": sync,

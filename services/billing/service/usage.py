@@ -17,7 +17,9 @@ How the counters work (decided once, used everywhere):
   holds stay counted and their later release cannot drive a counter negative.
 
 Limits: the user's per-user override (``user_usage.plan_*_limit``) when set, else the plan's
-limit, else 0 (no plan = zero allowance). ``-1`` means unlimited.
+limit, else 0 (no plan = zero allowance). ``-1`` means unlimited. A denial says which: a user
+with no plan and no allowance is told ``no_active_plan`` (they need a plan, not an upgrade);
+otherwise the resource's ``*_limit_reached``.
 """
 
 import uuid
@@ -32,6 +34,7 @@ from shared.events.catalogue import (
     UsageReserveRequest,
 )
 from shared.models.enums import ReservationStatus, UsageResource
+from shared.quota import NO_ACTIVE_PLAN
 
 from ..errors import ReservationNotFound
 from ..repository import UsageRepository
@@ -64,16 +67,19 @@ async def reserve(session: AsyncSession, request: UsageReserveRequest) -> UsageR
     # Denied: the key must stay free for a later attempt (after an upgrade, say).
     await repo.delete_reservation(new_id)
     current = (await repo.usage_of(request.user_id))[resource]
+    no_plan = current.limit == 0 and not await repo.has_plan(request.user_id)
     return UsageReserveReply(
-        allowed=False, used=current.used, limit=current.limit, code=LIMIT_CODE[resource]
+        allowed=False,
+        used=current.used,
+        limit=current.limit,
+        code=NO_ACTIVE_PLAN if no_plan else LIMIT_CODE[resource],
     )
 
 
 async def _existing(repo: UsageRepository, request: UsageReserveRequest) -> UsageReserveReply:
     row = await repo.reservation_by_key(request.user_id, request.idempotency_key)
-    if row is None:  # no usage row: an unknown (or not yet provisioned) user has no allowance
-        resource = UsageResource(request.resource)
-        return UsageReserveReply(allowed=False, used=0, limit=0, code=LIMIT_CODE[resource])
+    if row is None:  # no usage row: an unknown (or not yet provisioned) user has no plan
+        return UsageReserveReply(allowed=False, used=0, limit=0, code=NO_ACTIVE_PLAN)
     current = (await repo.usage_of(request.user_id))[UsageResource(row["resource"])]
     return UsageReserveReply(
         allowed=True, reservation_id=row["id"], used=current.used, limit=current.limit

@@ -1,5 +1,5 @@
-"""``GET /dashboard``: the caller's overview in ONE SQL statement whatever their data size (the
-original computed telemetry in JavaScript over every job of the window).
+"""``GET /dashboard``: the caller's overview in ONE SQL statement whatever their data size
+(aggregated where the rows are, never by loading every job of the window into the process).
 
 Reads scraping's jobs and the shared event trail directly: reads across services are allowed,
 writes are not. Each part uses an index: campaigns (user_id, status, created_at), scraping_jobs

@@ -1,8 +1,8 @@
 """Every SQL statement about creator lists, their items and creator profiles.
 
 List stats (``creator_count``, ``follower_sum``) change in the same statement as the items
-they count, under the list's row lock, so they are never a stale cache (the original's
-``refreshListStats`` ran outside the transaction and deadlocked into stale zeros).
+they count, under the list's row lock, so they are never a stale cache (stats recomputed in a
+separate transaction can deadlock with item writes and be left at stale values).
 
 A page of items (``GET /lists/{id}/items``) is O(page): its total is ``creator_count`` (kept in
 the same transaction as every item change), so a page never counts the whole list; items are

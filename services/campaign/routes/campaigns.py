@@ -7,9 +7,10 @@ from fastapi import APIRouter, Query, Response
 
 from shared.models.enums import CampaignStatus
 from shared.queries.pagination import MAX_PAGE_SIZE
-from shared.web import CallerId, Quota, ReadSessionDep, SessionDep
+from shared.web import CallerId, Quota, ReadSessionDep, SessionDep, error_responses
 
 from .. import service
+from ..errors import CampaignLimitReached, CampaignNotFound, IllegalStatusTransition
 from ..schemas import (
     MAX_PAGE,
     CampaignCreate,
@@ -24,17 +25,23 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 CampaignPage = PageOf[CampaignPublic]
 
 
-@router.post("", status_code=201, responses={403: {}, 503: {}})
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a campaign",
+    responses=error_responses(CampaignLimitReached),
+)
 async def create_campaign(
     body: CampaignCreate, session: SessionDep, user_id: CallerId, quota: Quota
 ) -> CampaignPublic:
-    """Create a draft campaign; 403 ``campaign_limit_reached`` at the plan's limit, 503 when
-    billing cannot be asked (fail closed)."""
+    """Create a draft campaign, spending one of the plan's campaigns: 403
+    ``campaign_limit_reached`` at the plan's limit, 403 ``no_active_plan`` without a plan, 503
+    when billing cannot be asked (fail closed: nothing is created)."""
     campaign = await service.create_campaign(session, quota, user_id, body)
     return CampaignPublic.model_validate(campaign)
 
 
-@router.get("")
+@router.get("", summary="List my campaigns")
 async def list_campaigns(
     session: ReadSessionDep,
     user_id: CallerId,
@@ -57,7 +64,11 @@ async def list_campaigns(
     )
 
 
-@router.get("/{campaign_id}", responses={404: {}})
+@router.get(
+    "/{campaign_id}",
+    summary="One campaign and its searches",
+    responses=error_responses(CampaignNotFound),
+)
 async def get_campaign(
     campaign_id: uuid.UUID, session: ReadSessionDep, user_id: CallerId
 ) -> CampaignDetail:
@@ -74,16 +85,26 @@ async def get_campaign(
     )
 
 
-@router.patch("/{campaign_id}", responses={404: {}, 409: {}})
+@router.patch(
+    "/{campaign_id}",
+    summary="Update a campaign",
+    responses=error_responses(CampaignNotFound, IllegalStatusTransition),
+)
 async def update_campaign(
     campaign_id: uuid.UUID, body: CampaignUpdate, session: SessionDep, user_id: CallerId
 ) -> CampaignPublic:
-    """Name, description, status (draft → active → completed → archived; others → 409)."""
+    """Name, description or status; the status moves draft → active → completed → archived
+    (any other change is 409 ``illegal_status_transition``)."""
     campaign = await service.update_campaign(session, user_id, campaign_id, body)
     return CampaignPublic.model_validate(campaign)
 
 
-@router.delete("/{campaign_id}", status_code=204, responses={404: {}})
+@router.delete(
+    "/{campaign_id}",
+    status_code=204,
+    summary="Delete a campaign",
+    responses=error_responses(CampaignNotFound),
+)
 async def delete_campaign(
     campaign_id: uuid.UUID, session: SessionDep, user_id: CallerId
 ) -> Response:

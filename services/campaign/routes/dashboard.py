@@ -10,7 +10,7 @@ from ..schemas import Dashboard
 router = APIRouter(tags=["dashboard"])
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", summary="My overview")
 async def get_dashboard(session: ReadSessionDep, user_id: CallerId) -> Dashboard:
     """Campaigns by status, searches and creators found in the last 30 days, the list pipeline
     by bucket and recent activity."""

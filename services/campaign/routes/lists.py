@@ -9,9 +9,10 @@ from fastapi.responses import StreamingResponse
 from shared.models.enums import ListBucket
 from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.ratelimit import rate_limit
-from shared.web import CallerId, ReadSessionDep, SessionDep
+from shared.web import CallerId, ReadSessionDep, SessionDep, error_responses
 
 from .. import service
+from ..errors import ListNotFound
 from ..export import csv_chunks
 from ..schemas import (
     MAX_PAGE,
@@ -37,12 +38,16 @@ PageSizeQ = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 LIST_WRITES = [rate_limit("lists.write", "rate_limit_list_writes_per_minute")]
 
 
-@router.post("", status_code=201, dependencies=LIST_WRITES)
+NOT_FOUND = error_responses(ListNotFound)
+
+
+@router.post("", status_code=201, summary="Create a list", dependencies=LIST_WRITES)
 async def create_list(body: ListCreate, session: SessionDep, user_id: CallerId) -> ListPublic:
+    """A new, empty creator list (its type, privacy and tags as given)."""
     return ListPublic.model_validate(await service.create_list(session, user_id, body))
 
 
-@router.get("")
+@router.get("", summary="List my lists")
 async def list_lists(
     session: ReadSessionDep,
     user_id: CallerId,
@@ -62,26 +67,35 @@ async def list_lists(
     )
 
 
-@router.get("/{list_id}", responses={404: {}})
+@router.get("/{list_id}", summary="One list", responses=NOT_FOUND)
 async def get_list(list_id: uuid.UUID, session: ReadSessionDep, user_id: CallerId) -> ListDetail:
+    """The list with its stats and how many items sit in each bucket."""
     creator_list, buckets = await service.list_detail(session, user_id, list_id)
     return ListDetail(**ListPublic.model_validate(creator_list).model_dump(), buckets=buckets)
 
 
-@router.patch("/{list_id}", responses={404: {}}, dependencies=LIST_WRITES)
+@router.patch("/{list_id}", summary="Update a list", responses=NOT_FOUND, dependencies=LIST_WRITES)
 async def update_list(
     list_id: uuid.UUID, body: ListUpdate, session: SessionDep, user_id: CallerId
 ) -> ListPublic:
+    """Name, description, type, privacy, tags or archived: omitted fields stay."""
     return ListPublic.model_validate(await service.update_list(session, user_id, list_id, body))
 
 
-@router.delete("/{list_id}", status_code=204, responses={404: {}}, dependencies=LIST_WRITES)
+@router.delete(
+    "/{list_id}",
+    status_code=204,
+    summary="Delete a list",
+    responses=NOT_FOUND,
+    dependencies=LIST_WRITES,
+)
 async def delete_list(list_id: uuid.UUID, session: SessionDep, user_id: CallerId) -> Response:
+    """The list and all its items."""
     await service.delete_list(session, user_id, list_id)
     return Response(status_code=204)
 
 
-@router.get("/{list_id}/items", responses={404: {}})
+@router.get("/{list_id}/items", summary="A page of a list's items", responses=NOT_FOUND)
 async def list_items(
     list_id: uuid.UUID,
     session: ReadSessionDep,
@@ -116,7 +130,9 @@ async def list_items(
     )
 
 
-@router.post("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
+@router.post(
+    "/{list_id}/items", summary="Add creators", responses=NOT_FOUND, dependencies=LIST_WRITES
+)
 async def add_items(
     list_id: uuid.UUID, body: ItemsAdd, session: SessionDep, user_id: CallerId
 ) -> ItemsAdded:
@@ -125,7 +141,9 @@ async def add_items(
     return ItemsAdded(**await service.add_items(session, user_id, list_id, body.items))
 
 
-@router.patch("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
+@router.patch(
+    "/{list_id}/items", summary="Change items", responses=NOT_FOUND, dependencies=LIST_WRITES
+)
 async def update_items(
     list_id: uuid.UUID, body: ItemsUpdate, session: SessionDep, user_id: CallerId
 ) -> ItemsUpdated:
@@ -133,7 +151,9 @@ async def update_items(
     return ItemsUpdated(**await service.update_items(session, user_id, list_id, body.items))
 
 
-@router.delete("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
+@router.delete(
+    "/{list_id}/items", summary="Remove items", responses=NOT_FOUND, dependencies=LIST_WRITES
+)
 async def remove_items(
     list_id: uuid.UUID, body: ItemsRemove, session: SessionDep, user_id: CallerId
 ) -> ItemsRemoved:
@@ -144,7 +164,8 @@ async def remove_items(
 @router.get(
     "/{list_id}/export.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, 404: {}},
+    summary="Export a list as CSV",
+    responses={200: {"content": {"text/csv": {}}}, **NOT_FOUND},
 )
 async def export_csv(
     list_id: uuid.UUID, request: Request, session: ReadSessionDep, user_id: CallerId

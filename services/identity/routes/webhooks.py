@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from shared.errors import InvalidPayload, InvalidSignature
-from shared.web import SessionDep
+from shared.web import SessionDep, error_responses, webhook_request
 
+from ..schemas import ClerkEvent
 from ..service import apply_clerk_event
 
 log = logging.getLogger("scout.identity.webhooks")
@@ -28,8 +29,24 @@ def verify_clerk_delivery(secret: str, body: bytes, headers: dict[str, str]) -> 
         raise InvalidSignature() from exc
 
 
-@router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)")
+@router.post(
+    "/webhooks/clerk",
+    summary="Clerk user events (Svix-signed)",
+    responses=error_responses(InvalidSignature, InvalidPayload),
+    openapi_extra=webhook_request(
+        ClerkEvent,
+        {
+            "svix-id": "The delivery id: the same id twice is applied once.",
+            "svix-timestamp": "Unix seconds the delivery was signed at (±5 minutes accepted).",
+            "svix-signature": "`v1,<base64 HMAC-SHA256>` of `<svix-id>.<svix-timestamp>.<body>`"
+            " under `CLERK_WEBHOOK_SECRET`.",
+        },
+    ),
+)
 async def clerk_webhook(request: Request, session: SessionDep) -> dict[str, str]:
+    """``user.created``, ``user.updated`` and ``user.deleted`` from Clerk. The signature is
+    checked on the raw body before anything is read (bad or stale: 400, nothing written); the
+    ``svix-id`` is recorded with the change, so a repeated delivery applies once."""
     body = await request.body()
     headers = {name: request.headers.get(name, "") for name in SVIX_HEADERS}
     verify_clerk_delivery(request.app.state.settings.clerk_webhook_secret, body, headers)

@@ -1,9 +1,8 @@
 """One user's whole state across every service's tables, with the inconsistencies flagged.
 
 Used by ``GET /admin/users/{clerk_user_id}`` and ``scout user inspect``. The checks target the
-drift the original platform documented (reference §9, onboarding audit): trials "active" past
-their end, paid status without a Stripe subscription, missing 1:1 rows, onboarding stuck
-behind a live subscription.
+ways a user's state drifts when services disagree: trials "active" past their end, paid status
+without a Stripe subscription, missing 1:1 rows, onboarding stuck behind a live subscription.
 """
 
 from datetime import UTC, datetime, timedelta

@@ -9,13 +9,21 @@ from fastapi import APIRouter, Query, Request, Response
 from shared.models.enums import JobStatus
 from shared.queries.pagination import MAX_PAGE
 from shared.ratelimit import rate_limit
-from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
+from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep, error_responses
 
-from ..schemas import MAX_RESULTS_LIMIT, JobCreate, JobPage, JobPublic, ResultsPage
+from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
+from ..schemas import (
+    MAX_RESULTS_LIMIT,
+    MAX_RESULTS_OFFSET,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    ResultsPage,
+)
 from ..service import JobService
 
 router = APIRouter(tags=["jobs"])
-# Per-user budget on job creation (the original's dispatch had no rate limit at all).
+# Per-user budget on job creation: each job starts provider calls that cost money.
 JOB_CREATES = [rate_limit("jobs.create", "rate_limit_job_creates_per_minute")]
 
 
@@ -25,17 +33,20 @@ JOB_CREATES = [rate_limit("jobs.create", "rate_limit_job_creates_per_minute")]
     response_model=JobPublic,
     summary="Start a search job",
     dependencies=JOB_CREATES,
+    responses=error_responses(CampaignNotFound, CreatorsLimitReached),
 )
 async def create_job(
     body: JobCreate, request: Request, session: SessionDep, user_id: CallerId, quota: Quota
 ) -> JobPublic:
-    """Validate, reserve ``target_results`` creators from billing, then queue the job."""
+    """Validate, reserve ``target_results`` creators from billing (403
+    ``creators_limit_reached`` beyond this month's allowance, 503 when billing cannot be
+    asked), then queue the job; workers fill it in the background (poll ``GET /jobs/{id}``)."""
     provider = request.app.state.settings.scraping_provider
     job = await JobService(session).create(quota, user_id=user_id, body=body, provider=provider)
     return JobPublic.of(job)
 
 
-@router.get("/jobs", response_model=JobPage, summary="List your jobs")
+@router.get("/jobs", response_model=JobPage, summary="List my jobs")
 async def list_jobs(
     user_id: CallerId,
     session: ReadSessionDep,
@@ -58,17 +69,29 @@ async def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobPublic, summary="One job and its progress")
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    summary="One job and its progress",
+    responses=error_responses(JobNotFound),
+)
 async def get_job(job_id: uuid.UUID, user_id: CallerId, session: ReadSessionDep) -> JobPublic:
+    """Status (``pending → processing → completed | error | timeout | cancelled``) and progress
+    counted from the stored creators, never from a counter that can drift."""
     return JobPublic.of(await JobService(session).job(user_id, job_id))
 
 
-@router.get("/jobs/{job_id}/results", response_model=ResultsPage, summary="A page of creators")
+@router.get(
+    "/jobs/{job_id}/results",
+    response_model=ResultsPage,
+    summary="A page of creators",
+    responses=error_responses(JobNotFound),
+)
 async def job_results(
     job_id: uuid.UUID,
     principal: CurrentUser,
     session: ReadSessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_RESULTS_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 100,
 ) -> Response:
     """Creators in stored order; reads only the batches overlapping the page (O(page)). One
@@ -84,6 +107,13 @@ async def job_results(
     return Response(body, media_type="application/json")
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobPublic, summary="Cancel a live job")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a live job",
+    responses=error_responses(JobNotFound, JobAlreadyEnded),
+)
 async def cancel_job(job_id: uuid.UUID, user_id: CallerId, session: SessionDep) -> JobPublic:
+    """Stop a pending or processing job; creators already found stay, and the unused part of
+    its quota goes back to the plan. A job that already ended is 409."""
     return JobPublic.of(await JobService(session).cancel(user_id, job_id))

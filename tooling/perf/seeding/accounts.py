@@ -51,7 +51,7 @@ def write_users(s: Seeding) -> None:
             if status == "trialing":
                 trial_start = now - timedelta(days=rng.randint(0, 6))
                 trial_end = trial_start + timedelta(days=7)
-            interval = None if plan is None else ("month" if i % 4 else "year")
+            interval = None if plan is None else ("monthly" if i % 4 else "yearly")
             yield (
                 user_ids[i], plan, plan, status, trial_start, trial_end, interval,
                 None if plan is None else now + timedelta(days=rng.randint(1, 30)),
