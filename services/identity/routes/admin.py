@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from shared.errors import UserNotFound
+from shared.queries.pagination import MAX_PAGE
 from shared.runtime import json_value, parse_value
 from shared.web import AdminUser, SessionDep
 
@@ -39,7 +40,7 @@ async def list_users(
     admin: AdminUser,
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320)] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UserPage:
     found = await search_users(session, email, page=page, page_size=page_size)
