@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
+from shared.db import run_hooks
 from shared.errors import AdminRequired, Unauthorized, UserNotFound
 from shared.models import User
 from shared.queries.users import live_user_id
@@ -23,14 +24,20 @@ from shared.quota import QuotaClient
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns, rolled back on error."""
+    """The request's unit of work: committed when the route returns, rolled back on error;
+    then the hooks the route registered for that outcome (``shared.db.after_commit`` /
+    ``after_rollback``) run, before the response is sent."""
     async with request.app.state.sessions() as session:
+        # The idempotency wrapper writes the stored response in this same transaction.
+        request.state.unit_of_work = session
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
+            await run_hooks(session, committed=False)
             raise
+        await run_hooks(session, committed=True)
 
 
 # scope="function": commit before the response is sent, so a 2xx always means "committed".
@@ -101,7 +108,12 @@ AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 def quota_client(request: Request) -> QuotaClient:
     """Billing's quota client on this process's NATS link (no connection: it fails closed)."""
-    return QuotaClient(request.app.state.nats.live, request.app.state.settings.scout_nats_prefix)
+    settings = request.app.state.settings
+    return QuotaClient(
+        request.app.state.nats.live,
+        settings.scout_nats_prefix,
+        timeout=settings.quota_timeout_seconds,
+    )
 
 
 Quota = Annotated[QuotaClient, Depends(quota_client)]

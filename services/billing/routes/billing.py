@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request
 
-from shared.web import CallerId, CurrentUser, ReadSessionDep, SessionDep
+from shared.web import CallerId, CurrentUser, Idempotent, ReadSessionDep, SessionDep
 
 from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut
 from ..service import account
@@ -23,8 +23,11 @@ async def checkout(
     user_id: CallerId,
     session: SessionDep,
     request: Request,
+    operation: Idempotent,
 ) -> CheckoutOut:
     """A Stripe Checkout session (7-day trial for a first subscription only), or an in-place
     plan change when the user already has a live subscription."""
     settings = request.app.state.settings
-    return await account.checkout(session, settings, user_id, principal.clerk_user_id, body)
+    return await account.checkout(
+        session, settings, user_id, principal.clerk_user_id, body, operation=operation.id
+    )

@@ -72,10 +72,19 @@ async def checkout(
     user_id: uuid.UUID,
     clerk_user_id: str,
     body: CheckoutIn,
+    *,
+    operation: uuid.UUID | None = None,
 ) -> CheckoutOut:
     """A Stripe Checkout session (7-day trial for a first subscription only), or an in-place
-    plan change when the user already has a live subscription."""
+    plan change when the user already has a live subscription.
+
+    ``operation`` keys the Stripe calls (Stripe's own ``Idempotency-Key``), so a retried
+    operation gets the customer and session the first attempt created instead of new ones."""
     client = stripe_api.client(settings)  # 503 billing_provider_unavailable when unset
+
+    def once(step: str) -> dict[str, Any]:
+        return {"idempotency_key": f"scout-{operation}-{step}"} if operation else {}
+
     repo = AccountRepository(session)
     if not await repo.plan_exists(body.plan):
         raise UnknownPlan(f"There is no plan {body.plan!r}.")
@@ -96,13 +105,15 @@ async def checkout(
                     "proration_behavior": "create_prorations",
                     "metadata": metadata,
                 },
+                options=once("upgrade"),
             )
             await repo.set_intended_plan(user_id, body.plan)
             return CheckoutOut(mode="upgrade", subscription_id=sub["id"], trial_days=0)
         customer = user["stripe_customer_id"]
         if not customer:
             created = await client.v1.customers.create_async(
-                params={"email": user["email"], "metadata": {"user_id": clerk_user_id}}
+                params={"email": user["email"], "metadata": {"user_id": clerk_user_id}},
+                options=once("customer"),
             )
             customer = created["id"]
             await repo.set_customer(user_id, customer)
@@ -130,7 +141,8 @@ async def checkout(
                 "cancel_url": os.environ.get(
                     "BILLING_CANCEL_URL", "http://localhost:3000/dashboard"
                 ),
-            }
+            },
+            options=once("session"),
         )
     except stripe.StripeError as exc:
         raise BillingProviderUnavailable(f"The billing provider failed: {exc}") from exc

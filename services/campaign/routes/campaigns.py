@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from shared.models.enums import CampaignStatus
 from shared.queries.pagination import MAX_PAGE_SIZE
-from shared.web import CallerId, Quota, ReadSessionDep, SessionDep
+from shared.web import CallerId, Idempotent, Quota, ReadSessionDep, SessionDep
 
 from .. import service
 from ..schemas import (
@@ -26,11 +26,15 @@ CampaignPage = PageOf[CampaignPublic]
 
 @router.post("", status_code=201, responses={403: {}, 503: {}})
 async def create_campaign(
-    body: CampaignCreate, session: SessionDep, user_id: CallerId, quota: Quota
+    body: CampaignCreate,
+    session: SessionDep,
+    user_id: CallerId,
+    quota: Quota,
+    operation: Idempotent,
 ) -> CampaignPublic:
     """Create a draft campaign; 403 ``campaign_limit_reached`` at the plan's limit, 503 when
     billing cannot be asked (fail closed)."""
-    campaign = await service.create_campaign(session, quota, user_id, body)
+    campaign = await service.create_campaign(session, quota, user_id, body, operation.id)
     return CampaignPublic.model_validate(campaign)
 
 

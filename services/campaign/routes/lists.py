@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from shared.models.enums import ListBucket
 from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.ratelimit import rate_limit
-from shared.web import CallerId, ReadSessionDep, SessionDep
+from shared.web import IDEMPOTENT, CallerId, ReadSessionDep, SessionDep
 
 from .. import service
 from ..export import csv_chunks
@@ -37,7 +37,7 @@ PageSizeQ = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 LIST_WRITES = [rate_limit("lists.write", "rate_limit_list_writes_per_minute")]
 
 
-@router.post("", status_code=201, dependencies=LIST_WRITES)
+@router.post("", status_code=201, dependencies=[*LIST_WRITES, IDEMPOTENT])
 async def create_list(body: ListCreate, session: SessionDep, user_id: CallerId) -> ListPublic:
     return ListPublic.model_validate(await service.create_list(session, user_id, body))
 
@@ -116,7 +116,7 @@ async def list_items(
     )
 
 
-@router.post("/{list_id}/items", responses={404: {}}, dependencies=LIST_WRITES)
+@router.post("/{list_id}/items", responses={404: {}}, dependencies=[*LIST_WRITES, IDEMPOTENT])
 async def add_items(
     list_id: uuid.UUID, body: ItemsAdd, session: SessionDep, user_id: CallerId
 ) -> ItemsAdded:

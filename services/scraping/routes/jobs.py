@@ -9,9 +9,16 @@ from fastapi import APIRouter, Query, Request, Response
 from shared.models.enums import JobStatus
 from shared.queries.pagination import MAX_PAGE
 from shared.ratelimit import rate_limit
-from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
+from shared.web import CallerId, CurrentUser, Idempotent, Quota, ReadSessionDep, SessionDep
 
-from ..schemas import MAX_RESULTS_LIMIT, JobCreate, JobPage, JobPublic, ResultsPage
+from ..schemas import (
+    MAX_RESULTS_LIMIT,
+    MAX_RESULTS_OFFSET,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    ResultsPage,
+)
 from ..service import JobService
 
 router = APIRouter(tags=["jobs"])
@@ -27,11 +34,18 @@ JOB_CREATES = [rate_limit("jobs.create", "rate_limit_job_creates_per_minute")]
     dependencies=JOB_CREATES,
 )
 async def create_job(
-    body: JobCreate, request: Request, session: SessionDep, user_id: CallerId, quota: Quota
+    body: JobCreate,
+    request: Request,
+    session: SessionDep,
+    user_id: CallerId,
+    quota: Quota,
+    operation: Idempotent,
 ) -> JobPublic:
     """Validate, reserve ``target_results`` creators from billing, then queue the job."""
     provider = request.app.state.settings.scraping_provider
-    job = await JobService(session).create(quota, user_id=user_id, body=body, provider=provider)
+    job = await JobService(session).create(
+        quota, user_id=user_id, body=body, provider=provider, operation=operation.id
+    )
     return JobPublic.of(job)
 
 
@@ -68,7 +82,7 @@ async def job_results(
     job_id: uuid.UUID,
     principal: CurrentUser,
     session: ReadSessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_RESULTS_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 100,
 ) -> Response:
     """Creators in stored order; reads only the batches overlapping the page (O(page)). One
