@@ -1,7 +1,8 @@
 """Database engines and sessions: async SQLAlchemy on psycopg 3, built by the caller (never at import)."""
 
+import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
@@ -13,6 +14,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.settings import Settings, get_settings
+
+log = logging.getLogger("scout.db")
+
+Hook = Callable[[], Awaitable[object]]
+_AFTER_COMMIT = "scout.after_commit"
+_AFTER_ROLLBACK = "scout.after_rollback"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -114,3 +121,36 @@ async def transaction(
     """One unit of work: commit on success, roll back on any exception."""
     async with factory() as session, session.begin():
         yield session
+
+
+# --- what a request's unit of work does once it is settled ---------------------------------------
+
+
+def after_commit(session: AsyncSession, hook: Hook) -> None:
+    """Run ``hook`` once the request's unit of work (``shared.web.SessionDep``) has committed,
+    before the response is sent: work that must only follow a durable change (confirming a
+    reservation at billing). Best effort: a failing hook is logged, never raised."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(hook)
+
+
+def after_rollback(session: AsyncSession, hook: Hook) -> None:
+    """Run ``hook`` if the request's unit of work rolls back instead (giving a reservation
+    back): the compensation for something done outside the database before the failure."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(hook)
+
+
+def forget_hooks(session: AsyncSession) -> None:
+    """Drop the hooks registered so far (another request has taken the operation over)."""
+    session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_AFTER_ROLLBACK, None)
+
+
+async def run_hooks(session: AsyncSession, *, committed: bool) -> None:
+    """Run (and forget) the hooks for how the unit of work ended."""
+    hooks = session.info.pop(_AFTER_COMMIT if committed else _AFTER_ROLLBACK, [])
+    forget_hooks(session)
+    for hook in hooks:
+        try:
+            await hook()
+        except Exception:
+            log.exception("db.hook_failed", extra={"committed": committed})

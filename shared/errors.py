@@ -109,3 +109,17 @@ class InvalidPayload(BadRequest):
 
     code = "invalid_payload"
     detail = "The webhook body is not a valid event."
+
+
+class IdempotencyKeyReused(ScoutError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    detail = (
+        "This Idempotency-Key was used for a different request (method, path or body); "
+        "use a new key for a new request."
+    )
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    detail = "A request with this Idempotency-Key is still running; retry in a moment."

@@ -1,4 +1,5 @@
-"""Prometheus metrics for workers: outbox lag, consumer lag, dead letters, job states, reservations.
+"""Prometheus metrics for workers: outbox lag, consumer lag, dead letters, job states,
+reservations, user deletions still waiting on a service.
 
 The HTTP latency histogram lives with the APIs (``shared.web``). A worker samples the rest from
 the source of truth — the database and JetStream — every few seconds (``sample_forever``) and
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.events.envelope import stream_name
 from shared.events.health import DatabaseHealth
 from shared.events.streams import STREAMS
+from shared.models.enums import Service
 from shared.settings import Settings
 
 log = logging.getLogger("scout.metrics")
@@ -62,6 +64,16 @@ RESERVATIONS = Gauge(
     "Usage reservations by resource and outcome (reserved, confirmed, released, expired).",
     ["resource", "status"],
 )
+USER_DELETIONS_PENDING = Gauge(
+    "scout_user_deletions_pending",
+    "Deleted users whose data this service has not yet purged (served by the identity worker).",
+    ["service"],
+)
+USER_DELETION_OLDEST_PENDING = Gauge(
+    "scout_user_deletion_oldest_pending_seconds",
+    "Age of the oldest deletion this service has not yet purged (0 when none is pending).",
+    ["service"],
+)
 SAMPLE_SECONDS = Gauge(
     "scout_metrics_sample_duration_seconds", "How long the last metrics sample took.", ["service"]
 )
@@ -83,6 +95,12 @@ _JOBS = sa.text(
     "GROUP BY job_type, status"
 )
 _SEARCH = sa.text("SELECT status, count(*) FROM scraping_jobs GROUP BY status")
+_DELETIONS = sa.text(
+    "SELECT service, count(*), extract(epoch FROM now() - min(created_at))"
+    " FROM user_deletion_steps WHERE applied_at IS NULL GROUP BY service"
+)
+# Services that purge a deleted user's data: each always has a pending-deletions figure.
+_PURGING = tuple(s.value for s in Service if s is not Service.identity)
 _RESERVATIONS = sa.text(
     "SELECT resource, status, count(*) FROM usage_reservations GROUP BY resource, status"
 )
@@ -119,6 +137,13 @@ async def sample_database(engine: AsyncEngine, service: str) -> None:
                 SEARCH_JOBS.labels(status).set(n)
                 seen.add((status,))
             _reset_labels(SEARCH_JOBS, seen)
+        if service == "identity":
+            pending = {svc: (0, 0.0) for svc in _PURGING}
+            for svc, n, age in await conn.execute(_DELETIONS):
+                pending[svc] = (n, float(age))
+            for svc, (n, age) in pending.items():
+                USER_DELETIONS_PENDING.labels(svc).set(n)
+                USER_DELETION_OLDEST_PENDING.labels(svc).set(age)
         if service == "billing":
             seen = set()
             for resource, status, n in await conn.execute(_RESERVATIONS):

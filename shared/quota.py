@@ -10,11 +10,20 @@ after a 503 never spends twice.
 A user without any plan is refused with :class:`NoActivePlan` (403 ``no_active_plan``) rather
 than a "limit reached" they could not make sense of: they need a plan, not an upgrade.
 
+A reserve key names one operation (callers derive it from the operation's id, which an
+``Idempotency-Key`` keeps stable across retries), so a retried operation finds its own hold
+again. A caller that stops waiting for a reserve's answer gives the key up at once
+(``billing.usage.release_key``, sent in the background): if billing was only slow, the hold it
+committed is given back, and a reserve that reaches billing later finds the key taken by a
+released tombstone and holds nothing. No hold outlives a caller that gave up on it until its TTL,
+unless billing cannot be reached for the give-up either (then billing's expiry still does).
+
 How the counters move is billing's business (``services/billing/service/usage.py``): a reserve
 counts at once, a release keeps ``used_amount`` counted and gives back the rest, and a second
 release of a settled reservation answers the same again.
 """
 
+import asyncio
 import logging
 import uuid
 
@@ -23,6 +32,7 @@ from nats.aio.client import Client as NATS
 from shared.errors import DependencyUnavailable, Forbidden
 from shared.events import rpc
 from shared.events.catalogue import (
+    UsageReleaseKeyRequest,
     UsageReleaseReply,
     UsageReleaseRequest,
     UsageReserveReply,
@@ -34,6 +44,9 @@ log = logging.getLogger("scout.quota")
 
 RESERVE = "billing.usage.reserve"
 RELEASE = "billing.usage.release"
+RELEASE_KEY = "billing.usage.release_key"
+# Billing's answer to a reserve whose key was given up before.
+RESERVATION_CLOSED = "reservation_closed"
 # Room for a busy billing worker; the questions are idempotent, so a timeout is safe to retry.
 TIMEOUT_SECONDS = 5.0
 # Billing's code for a reserve refused because the user has no plan at all.
@@ -43,6 +56,15 @@ NO_ACTIVE_PLAN = "no_active_plan"
 class BillingUnavailable(DependencyUnavailable):
     code = "billing_unavailable"
     detail = "Billing is unreachable, so nothing was reserved; try again shortly."
+
+
+class ReservationClosed(DependencyUnavailable):
+    code = "reservation_closed"
+    detail = "An earlier attempt of this operation gave its reservation up; send the request again."
+
+
+# Give-ups in flight (a task needs a strong reference until it finishes).
+_giving_up: set[asyncio.Task] = set()
 
 
 class NoActivePlan(Forbidden):
@@ -87,8 +109,10 @@ class QuotaClient:
         key: str,
         ttl_seconds: int,
     ) -> UsageReserveReply:
-        """Hold ``amount`` of ``resource``; the reply says whether it was allowed (and if not,
-        the used/limit figures and the limit's code). Raises :class:`BillingUnavailable`, and
+        """Hold ``amount`` of ``resource`` under ``key``; the reply says whether it was allowed
+        (and if not, the used/limit figures and the limit's code). Raises
+        :class:`BillingUnavailable` (having given the key up, see the module doc),
+        :class:`ReservationClosed` when an earlier attempt with ``key`` gave it up, and
         :class:`NoActivePlan` when the user has no plan at all."""
         request = UsageReserveRequest(
             user_id=user_id,
@@ -97,11 +121,42 @@ class QuotaClient:
             idempotency_key=key,
             ttl_seconds=ttl_seconds,
         )
-        reply: UsageReserveReply = await self._ask(RESERVE, request)
+        try:
+            reply = await self._ask(RESERVE, request)
+        except BillingUnavailable:
+            self.give_up(user_id, resource, amount, key=key)
+            raise
+        if not reply.allowed and reply.code == RESERVATION_CLOSED:
+            raise ReservationClosed()
         if not reply.allowed and reply.code == NO_ACTIVE_PLAN:
             hint = NoActivePlan.local_billing_hint if self.local_billing else ""
             raise NoActivePlan(NoActivePlan.detail + hint)
         return reply
+
+    async def release_key(
+        self, user_id: uuid.UUID, resource: UsageResource, amount: int, *, key: str
+    ) -> UsageReleaseReply:
+        """Give up the hold asked under ``key``, whether billing has it yet or not."""
+        request = UsageReleaseKeyRequest(
+            user_id=user_id, resource=resource, amount=amount, idempotency_key=key
+        )
+        return await self._ask(RELEASE_KEY, request)
+
+    def give_up(
+        self, user_id: uuid.UUID, resource: UsageResource, amount: int, *, key: str
+    ) -> None:
+        """:meth:`release_key` in the background: the caller answers now, billing gives the
+        hold back when the message reaches it (a failure is logged; expiry is the backstop)."""
+
+        async def send() -> None:
+            try:
+                await self.release_key(user_id, resource, amount, key=key)
+            except Exception as exc:
+                log.warning("quota.give_up_failed", extra={"key": key, "error": repr(exc)})
+
+        task = asyncio.get_running_loop().create_task(send())
+        _giving_up.add(task)
+        task.add_done_callback(_giving_up.discard)
 
     async def release(self, reservation_id: uuid.UUID, used_amount: int) -> UsageReleaseReply:
         """Settle a hold: ``used_amount`` stays counted, the rest is given back. Raises
@@ -124,7 +179,11 @@ class QuotaClient:
             )
             return None
 
-    async def _ask(self, subject: str, request: UsageReserveRequest | UsageReleaseRequest):
+    async def _ask(
+        self,
+        subject: str,
+        request: UsageReserveRequest | UsageReleaseRequest | UsageReleaseKeyRequest,
+    ):
         if self.nc is None or not self.nc.is_connected:
             raise BillingUnavailable()
         try:

@@ -15,6 +15,7 @@ webhook_events     completed or failed webhooks              RETENTION_WEBHOOK_E
 background_jobs    completed or failed scheduled jobs        RETENTION_BACKGROUND_JOBS_DAYS
 rate_limits        keys idle (budget full again) since       RETENTION_RATE_LIMITS_DAYS
 dead_letters       replayed or discarded dead letters        RETENTION_DEAD_LETTERS_DAYS
+idempotency_keys   stored first responses (and stale claims) RETENTION_IDEMPOTENCY_KEYS_DAYS
 =================  ========================================  ==================================
 
 Unpublished events, pending dead letters and live jobs are never pruned, however old.
@@ -79,6 +80,9 @@ RULES: tuple[Rule, ...] = (
     Rule("rate_limits", "retention_rate_limits_days", "tat", "true", "idle rate-limit keys"),
     Rule("dead_letters", "retention_dead_letters_days", "updated_at",
          "status IN ('replayed', 'discarded')", "replayed or discarded dead letters"),
+    # Past the replay window a key is forgotten anyway (shared.web.idempotency).
+    Rule("idempotency_keys", "retention_idempotency_keys_days", "created_at", "true",
+         "idempotency keys and their first responses"),
 )  # fmt: skip
 
 

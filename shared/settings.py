@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # JetStream replicas for Scout's streams: 1 on one server, 3 on the production cluster.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
 
+    # How long a service waits for billing's answer to a quota question before it gives the
+    # reservation up and answers 503 (billing_unavailable).
+    quota_timeout_seconds: float = Field(default=5, gt=0)
+    # Idempotency-Key: how long a first response is kept and replayed (1 day = 24 h); keys are
+    # pruned after it by the retention job.
+    retention_idempotency_keys_days: float = Field(default=1, gt=0)
+
     # Per-user request budgets (requests per minute, the whole minute usable at once; 0 = off).
     rate_limit_job_creates_per_minute: int = Field(default=30, ge=0)
     rate_limit_list_writes_per_minute: int = Field(default=120, ge=0)

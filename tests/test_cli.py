@@ -8,6 +8,7 @@ import pytest
 from shared.auth import TokenVerifier
 from shared.db import libpq_url
 from shared.errors import Unauthorized
+from shared.models import metadata
 from shared.settings import Settings
 from tooling import migrate
 
@@ -26,7 +27,7 @@ def test_migrate_check_and_db_check_pass_on_a_fresh_database(run, database_url):
     assert run(database_url, "migrate", "check").exit_code == 0
     result = run(database_url, "db", "check")
     assert result.exit_code == 0, result.output
-    assert "all 23 tables present" in result.output
+    assert f"all {len(metadata.tables)} tables present" in result.output
 
 
 def test_migrate_check_fails_when_models_and_database_differ(run, scratch_database):
@@ -62,7 +63,7 @@ def test_db_inspect_reports_tables_owners_rows_and_indexes(run, database_url):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     tables = {t["table"]: t for t in report["tables"]}
-    assert len(tables) == 23
+    assert len(tables) == len(metadata.tables)
     assert tables["subscription_plans"]["rows"] == 6
     assert tables["subscription_plans"]["owner"] == "billing"
     assert tables["events"]["owner"] == "shared"
@@ -70,7 +71,8 @@ def test_db_inspect_reports_tables_owners_rows_and_indexes(run, database_url):
     assert {"ix_scraping_jobs_keywords_gin", "uq_users_user_id"} <= names
     kept = {r["table"]: r for r in report["retention"]}
     assert set(kept) == {"events", "inbox", "event_attempts", "webhook_events",
-                         "background_jobs", "rate_limits", "dead_letters"}  # fmt: skip
+                         "background_jobs", "rate_limits", "dead_letters",
+                         "idempotency_keys"}  # fmt: skip
     assert (
         kept["inbox"]["retention_days"] == 14 and kept["inbox"]["setting"] == "RETENTION_INBOX_DAYS"
     )

@@ -85,12 +85,18 @@ async def test_a_service_prunes_its_own_finished_rows_past_retention_and_nothing
         "pending": await row(committed, "dead_letters", f"'billing', 'b', 's', 'p', 'e', 1, 'pending', {OLD}", dl),
         "other": await row(committed, "dead_letters", f"'scraping', 'b', 's', 'p', 'e', 1, 'replayed', {OLD}", dl),
     }  # fmt: skip
+    ik = "service, clerk_user_id, key, method, path, request_hash, locked_until, created_at"
+    keys = {
+        "old": await row(committed, "idempotency_keys", f"'billing', 'u1', 'k1', 'POST', '/p', 'h', now(), {OLD}", ik),
+        "recent": await row(committed, "idempotency_keys", f"'billing', 'u1', 'k2', 'POST', '/p', 'h', now(), {NEW}", ik),
+        "other": await row(committed, "idempotency_keys", f"'campaign', 'u1', 'k3', 'POST', '/p', 'h', now(), {OLD}", ik),
+    }  # fmt: skip
 
     deleted = await retention.prune(committed, "billing", Settings())
 
     assert deleted == {
         "events": 1, "inbox": 1, "event_attempts": 1, "webhook_events": 2,
-        "background_jobs": 2, "rate_limits": 1, "dead_letters": 2,
+        "background_jobs": 2, "rate_limits": 1, "dead_letters": 2, "idempotency_keys": 1,
     }  # fmt: skip
     assert await ids(committed, "events") == {events[k] for k in ("recent", "unpublished", "other")}
     assert await ids(committed, "inbox") == {inbox["recent"], inbox["other"]}
@@ -101,6 +107,7 @@ async def test_a_service_prunes_its_own_finished_rows_past_retention_and_nothing
     }
     assert await ids(committed, "rate_limits") == {limits["busy"], limits["other"]}
     assert await ids(committed, "dead_letters") == {letters["pending"], letters["other"]}
+    assert await ids(committed, "idempotency_keys") == {keys["recent"], keys["other"]}
     # Campaign receives no webhooks: it never touches them.
     assert (await retention.prune(committed, "campaign", Settings()))["events"] == 1
     assert "webhook_events" not in await retention.prune(committed, "campaign", Settings())

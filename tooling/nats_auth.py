@@ -22,6 +22,7 @@ OPS_USER = "ops"
 ASKERS: dict[str, set[str]] = {
     "billing.usage.reserve": {Service.campaign, Service.scraping},
     "billing.usage.release": {Service.campaign, Service.scraping},
+    "billing.usage.release_key": {Service.campaign, Service.scraping},
 }
 
 

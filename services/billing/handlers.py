@@ -8,16 +8,16 @@ factory, for request/reply, which opens its own transaction) is built by a
 import logging
 from typing import Any
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.catalogue import (
+    UsageReleaseKeyRequest,
     UsageReleaseReply,
     UsageReleaseRequest,
     UsageReserveReply,
     UsageReserveRequest,
 )
-from shared.events.consumer import Handler, TransientError
+from shared.events.consumer import Handler
 from shared.events.envelope import Envelope
 from shared.events.rpc import RpcHandler
 from shared.scheduler import Job, JobHandler
@@ -53,6 +53,16 @@ def release_handler(sessions: Sessions) -> RpcHandler:
     return release
 
 
+def release_key_handler(sessions: Sessions) -> RpcHandler:
+    """``billing.usage.release_key``: give up a key's hold, even one not reserved yet."""
+
+    async def release_key(request: UsageReleaseKeyRequest) -> UsageReleaseReply:
+        async with sessions() as session, session.begin():
+            return await usage.release_key(session, request)
+
+    return release_key
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -63,13 +73,12 @@ async def on_user_created(session: AsyncSession, envelope: Envelope) -> None:
 
 
 def user_deleted_handler(settings: Settings) -> Handler:
-    """``identity.user.deleted.v1``: cancel the Stripe subscription, then purge billing rows."""
+    """``identity.user.deleted.v1``: cancel the Stripe subscription (retried for as long as
+    Stripe cannot answer), then purge billing rows and acknowledge with ``billing.user.purged``."""
 
     async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
-        try:
-            await provisioning.purge(session, settings, envelope.payload.user_id)
-        except stripe.StripeError as exc:  # Stripe down or erroring: try again later
-            raise TransientError(f"stripe cancel failed: {exc}") from exc
+        data = envelope.payload
+        await provisioning.purge(session, settings, data.user_id, data.clerk_user_id)
 
     return on_user_deleted
 

@@ -38,6 +38,18 @@ def plan_for_price(price: str | None) -> tuple[str, BillingInterval] | None:
     return None
 
 
+# Subscription states Stripe will never charge again: cancelling one is already done.
+ENDED = frozenset({"canceled", "incomplete_expired"})
+
+
+def unavailable(exc: stripe.StripeError) -> bool:
+    """Stripe could not answer now (unreachable, timed out, 5xx, 429): the same call will go
+    through later. Anything else (a 4xx: bad key, bad request) will not change by waiting."""
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
+        return True
+    return exc.http_status is not None and (exc.http_status >= 500 or exc.http_status == 429)
+
+
 def configured(settings: Settings) -> bool:
     return bool(settings.stripe_secret_key)
 

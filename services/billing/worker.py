@@ -38,6 +38,7 @@ def build(ctx: WorkerContext) -> WorkerSpec:
         rpc={
             "billing.usage.reserve": handlers.reserve_handler(ctx.sessions),
             "billing.usage.release": handlers.release_handler(ctx.sessions),
+            "billing.usage.release_key": handlers.release_key_handler(ctx.sessions),
         },
         jobs={
             "usage.expire_reservations": handlers.expire_reservations,

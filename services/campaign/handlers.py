@@ -29,7 +29,7 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     """``identity.user.deleted.v1``: remove the user's lists (items cascade) now, and their
     campaigns once scraping has purged the campaigns' jobs (the sweep takes the rest)."""
     user_id = envelope.payload.user_id
-    lists, campaigns = await service.purge_user(session, user_id)
+    lists, campaigns = await service.purge_user(session, user_id, envelope.payload.clerk_user_id)
     log.info(
         "campaign.user_purged",
         extra={"user_id": str(user_id), "lists": lists, "campaigns_removed": campaigns},

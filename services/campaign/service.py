@@ -1,16 +1,17 @@
 """Campaign use cases: campaigns against billing quota, their lifecycle, lists and their items.
 
-Repositories flush; the request owns the transaction. The one exception is creation, which
-must know its insert committed before it confirms the reservation with billing:
+Repositories flush; the request owns the transaction. Creation asks billing first:
 
 * reserve one campaign (``shared.quota``; fail closed: billing silent → 503, nothing created),
-  keyed by the id of the campaign about to be inserted, so a retried reserve reserves once;
+  keyed by the campaign's id, which is the operation's id: a retried operation (the same
+  ``Idempotency-Key`` taken over after a crash) finds its own hold instead of taking another;
 * insert the campaign with ``campaign.campaign.created`` and a ``campaign.confirm_reservation``
-  job in one transaction, and commit;
-* confirm (``release(used_amount=1)``): reserve already counted the campaign, the confirm keeps
-  it counted, and a second confirm answers the same again, so it may be repeated safely;
-  ``campaign.campaign.created`` is not counted again by billing;
-* if the insert failed, give the hold back at once (``release(used_amount=0)``).
+  job; the request commits them together;
+* once committed, confirm (``release(used_amount=1)``): reserve already counted the campaign,
+  the confirm keeps it counted, and a second confirm answers the same again, so it may be
+  repeated safely; ``campaign.campaign.created`` is not counted again by billing;
+* if the request's transaction rolls back instead, give the hold back at once
+  (``release(used_amount=0)``).
 
 A reservation never settled (the API died between commit and confirm) would expire and be
 given back although the campaign exists: the job committed with the campaign repeats the
@@ -27,7 +28,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events.outbox import record_event
+from shared.db import after_commit, after_rollback
+from shared.events.outbox import record_event, record_user_purged
 from shared.models import Campaign, CreatorList
 from shared.models.enums import CampaignStatus, ListBucket, Service, UsageResource
 from shared.queries.pagination import Page
@@ -72,23 +74,27 @@ ITEM_FIELDS = ("platform", "external_id", "bucket", "notes", "pinned", "metrics_
                "custom_fields")  # fmt: skip
 
 
-def reservation_key(campaign_id: uuid.UUID) -> str:
-    """Billing's idempotency key for the reservation of the campaign about to be inserted."""
-    return f"campaign:{campaign_id}"
+def reservation_key(operation: uuid.UUID) -> str:
+    """Billing's idempotency key for the reservation of the campaign ``operation`` inserts."""
+    return f"campaign:{operation}"
 
 
 # --- campaigns ---------------------------------------------------------------------------------
 
 
 async def create_campaign(
-    session: AsyncSession, quota: QuotaClient, user_id: uuid.UUID, body: CampaignCreate
+    session: AsyncSession,
+    quota: QuotaClient,
+    user_id: uuid.UUID,
+    body: CampaignCreate,
+    operation: uuid.UUID,
 ) -> Campaign:
-    """Reserve one campaign from billing, insert it with its event, then confirm the reservation.
+    """Reserve one campaign from billing, insert it (id ``operation``) with its event; the
+    reservation is confirmed once the request commits, given back if it does not.
 
     Exactly-at-limit under any concurrency is billing's atomic reserve; this side makes sure a
     reservation is confirmed only for a committed campaign and given back otherwise.
     """
-    campaign_id = uuid.uuid4()
     # End the (read-only) transaction of the user lookup: the pooled connection goes back
     # while billing is asked, instead of idling in a transaction under a burst of creates.
     await session.commit()
@@ -96,7 +102,7 @@ async def create_campaign(
         user_id,
         UsageResource.campaigns,
         1,
-        key=reservation_key(campaign_id),
+        key=reservation_key(operation),
         ttl_seconds=RESERVATION_TTL_SECONDS,
     )
     if not reply.allowed or reply.reservation_id is None:
@@ -105,38 +111,33 @@ async def create_campaign(
             extra={"used": reply.used, "limit": reply.limit},
         )
     reservation_id = reply.reservation_id
-    try:
-        campaign = await CampaignRepository(session).add(
-            Campaign(
-                id=campaign_id,
-                user_id=user_id,
-                name=body.name,
-                description=body.description,
-                search_type=body.search_type,
-                status=CampaignStatus.draft,
-            )
+    after_rollback(session, lambda: quota.try_release(reservation_id, used_amount=0))
+    after_commit(session, lambda: quota.try_release(reservation_id, used_amount=1))
+    campaign = await CampaignRepository(session).add(
+        Campaign(
+            id=operation,
+            user_id=user_id,
+            name=body.name,
+            description=body.description,
+            search_type=body.search_type,
+            status=CampaignStatus.draft,
         )
-        await _record(
-            session,
-            "campaign.campaign.created",
-            campaign,
-            {"name": campaign.name, "status": campaign.status, "search_type": campaign.search_type},
-        )
-        # The durable half of the confirm: committed with the campaign or not at all.
-        await schedule_job(
-            session,
-            SERVICE,
-            CONFIRM_JOB,
-            {"reservation_id": str(reservation_id), "used_amount": 1},
-            run_at=datetime.now(UTC) + CONFIRM_DELAY,
-            dedupe_key=f"confirm:{reservation_id}",
-        )
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        await quota.try_release(reservation_id, used_amount=0)
-        raise
-    await quota.try_release(reservation_id, used_amount=1)
+    )
+    await _record(
+        session,
+        "campaign.campaign.created",
+        campaign,
+        {"name": campaign.name, "status": campaign.status, "search_type": campaign.search_type},
+    )
+    # The durable half of the confirm: committed with the campaign or not at all.
+    await schedule_job(
+        session,
+        SERVICE,
+        CONFIRM_JOB,
+        {"reservation_id": str(reservation_id), "used_amount": 1},
+        run_at=datetime.now(UTC) + CONFIRM_DELAY,
+        dedupe_key=f"confirm:{reservation_id}",
+    )
     return campaign
 
 
@@ -198,9 +199,17 @@ async def delete_campaign(
     session: AsyncSession, user_id: uuid.UUID, campaign_id: uuid.UUID
 ) -> None:
     """Soft-delete now (gone from every read), announce it; scraping purges the jobs on the
-    event and the worker's sweep removes the row once they are gone."""
-    if not await CampaignRepository(session).mark_deleted(user_id, campaign_id):
+    event and the worker's sweep removes the row once they are gone.
+
+    The row is taken ``FOR UPDATE`` first: that waits for any job being created for the
+    campaign (the job's foreign key holds the row ``FOR KEY SHARE`` until it commits), so the
+    job is committed before this deletion is announced and scraping's purge sees it; a job
+    insert that comes after waits for this commit and then finds the campaign deleted.
+    """
+    repo = CampaignRepository(session)
+    if await repo.get(user_id, campaign_id, for_update=True) is None:
         raise CampaignNotFound()
+    await repo.mark_deleted(user_id, campaign_id)
     await record_event(
         session,
         service=SERVICE,
@@ -218,10 +227,16 @@ async def sweep_deleted(session: AsyncSession, grace: timedelta) -> int:
     return len(await CampaignRepository(session).sweep_deleted(grace))
 
 
-async def purge_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+async def purge_user(
+    session: AsyncSession, user_id: uuid.UUID, clerk_user_id: str
+) -> tuple[int, int]:
     """The user is being deleted: their lists go now (items cascade), their campaigns are marked
-    deleted and go once scraping has purged their jobs. Returns (lists, campaigns removed)."""
-    return await CampaignRepository(session).purge_user(user_id)
+    deleted and go once scraping has purged their jobs (or with the ``users`` row, which waits
+    for scraping's acknowledgement too). ``campaign.user.purged`` in the same transaction tells
+    identity campaign's step is done. Returns (lists, campaigns removed)."""
+    purged = await CampaignRepository(session).purge_user(user_id)
+    await record_user_purged(session, service=SERVICE, user_id=user_id, clerk_user_id=clerk_user_id)
+    return purged
 
 
 async def _record(session: AsyncSession, type: str, campaign: Campaign, data: dict) -> None:

@@ -16,7 +16,7 @@ SCHEDULES = [Recurring("sweep-deleted-campaigns", "* * * * *", SWEEP_JOB)]
 
 
 def build(ctx: WorkerContext) -> WorkerSpec:
-    quota = QuotaClient(ctx.nc, ctx.prefix)
+    quota = QuotaClient(ctx.nc, ctx.prefix, timeout=ctx.settings.quota_timeout_seconds)
     return WorkerSpec(
         consumers=[
             ConsumerSpec("identity", {"identity.user.deleted.v1": handlers.on_user_deleted})

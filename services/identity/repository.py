@@ -9,14 +9,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events.catalogue import spec_for
 from shared.models import (
     Event,
-    InboxEntry,
     LoggingConfiguration,
     SystemConfiguration,
     User,
     UserBilling,
+    UserDeletionStep,
     UserSubscription,
     UserSystemData,
     UserUsage,
@@ -34,7 +33,7 @@ configs = SystemConfiguration.__table__
 levels = LoggingConfiguration.__table__
 webhooks = WebhookEvent.__table__
 events = Event.__table__
-inbox = InboxEntry.__table__
+steps = UserDeletionStep.__table__
 
 CHILDREN = {
     "user_subscriptions": subscriptions,
@@ -51,7 +50,6 @@ USER_COLUMNS = (
     users.c.deleted_at,
     users.c.created_at,
 )
-DELETED_TYPE = spec_for("identity.user.deleted").type
 
 
 def escape_like(value: str, escape: str = "\\") -> str:
@@ -133,33 +131,89 @@ class IdentityRepository:
         )
         return (await self._exec(stmt)).scalar_one_or_none()
 
-    async def purge_deleted(self, services: tuple[str, ...], grace_seconds: float) -> list[Row]:
-        """Delete users whose deletion every service has applied (or whose grace ran out).
+    # --- the deletion saga --------------------------------------------------------------------
 
-        "Applied" = each service's inbox holds the user's ``identity.user.deleted`` event. The
-        foreign keys cascade, so anything a service did not purge goes with the row.
-        """
-        acked = (
-            sa.select(sa.func.count(sa.distinct(inbox.c.service)))
-            .select_from(events.join(inbox, inbox.c.event_id == sa.cast(events.c.id, sa.Text)))
+    async def insert_deletion_steps(self, user_pk: uuid.UUID, services: tuple[str, ...]) -> None:
+        """One pending step per purging service (none twice, however often deletion starts)."""
+        stmt = (
+            pg_insert(steps)
+            .values([{"user_id": user_pk, "service": service} for service in services])
+            .on_conflict_do_nothing(index_elements=[steps.c.user_id, steps.c.service])
+        )
+        await self._exec(stmt)
+
+    async def mark_step_applied(self, user_pk: uuid.UUID, service: str) -> bool:
+        """Record that ``service`` purged the user; False if there was no pending step (applied
+        before, or the user is already gone: a late or repeated acknowledgement)."""
+        stmt = (
+            sa.update(steps)
             .where(
-                events.c.type == DELETED_TYPE,
-                events.c.aggregate_type == "user",
-                events.c.aggregate_id == sa.cast(users.c.id, sa.Text),
-                inbox.c.service.in_(services),
+                steps.c.user_id == user_pk,
+                steps.c.service == service,
+                steps.c.applied_at.is_(None),
+            )
+            .values(applied_at=sa.func.now())
+            .returning(steps.c.id)
+        )
+        return (await self._exec(stmt)).first() is not None
+
+    async def purge_deleted(self, services: tuple[str, ...]) -> list[Row]:
+        """Delete the users whose every purging service has acknowledged the deletion.
+
+        Nothing else lets a row go: no deadline, and no reading of inboxes (which are pruned).
+        A user with a missing or pending step stays, whatever its age. The foreign keys
+        cascade, so what a service left behind (campaigns swept late) goes with the row.
+        """
+        applied = (
+            sa.select(sa.func.count())
+            .where(
+                steps.c.user_id == users.c.id,
+                steps.c.service.in_(services),
+                steps.c.applied_at.is_not(None),
             )
             .scalar_subquery()
         )
         stmt = (
             sa.delete(users)
-            .where(
-                users.c.deleted_at.is_not(None),
-                sa.or_(
-                    acked >= len(services),
-                    users.c.deleted_at < sa.func.now() - timedelta(seconds=grace_seconds),
-                ),
-            )
+            .where(users.c.deleted_at.is_not(None), applied >= len(services))
             .returning(users.c.id, users.c.user_id)
+        )
+        return list((await self._exec(stmt)).all())
+
+    async def ask_again(self, asked_before: timedelta, limit: int = 500) -> list[Row]:
+        """Pending steps last asked longer than ``asked_before`` ago are asked again now (their
+        ``requested_at`` moves); the users concerned, ``(id, user_id)``, each once. Rows other
+        workers hold are skipped, so two workers never re-announce the same user."""
+        due = (
+            sa.select(steps.c.id)
+            .where(
+                steps.c.applied_at.is_(None),
+                steps.c.requested_at < sa.func.now() - asked_before,
+            )
+            .order_by(steps.c.requested_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        asked = (
+            sa.update(steps)
+            .where(steps.c.id.in_(sa.select(due.c.id)))
+            .values(requested_at=sa.func.now())
+            .returning(steps.c.user_id)
+            .cte("asked")
+        )
+        stmt = (
+            sa.select(users.c.id, users.c.user_id)
+            .where(users.c.id.in_(sa.select(asked.c.user_id)), users.c.deleted_at.is_not(None))
+            .order_by(users.c.id)
+        )
+        return list((await self._exec(stmt)).all())
+
+    async def deletion_steps(self, user_pk: uuid.UUID) -> list[Row]:
+        stmt = (
+            sa.select(steps.c.service, steps.c.created_at, steps.c.requested_at, steps.c.applied_at)
+            .where(steps.c.user_id == user_pk)
+            .order_by(steps.c.service)
         )
         return list((await self._exec(stmt)).all())
 

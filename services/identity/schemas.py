@@ -140,6 +140,19 @@ class EventSummary(BaseModel):
     data: dict[str, Any]
 
 
+class DeletionStep(BaseModel):
+    """One service's part of a user's deletion: asked since ``since``, done at ``applied_at``."""
+
+    service: str
+    since: datetime
+    last_asked_at: datetime
+    applied_at: datetime | None
+
+    @property
+    def pending(self) -> bool:
+        return self.applied_at is None
+
+
 class UserDossier(BaseModel):
     """Everything about one user: profile, derived trial status, rows per table, events, problems."""
 
@@ -147,6 +160,7 @@ class UserDossier(BaseModel):
     trial_status: str
     child_rows: dict[str, bool]  # 1:1 children present or not
     related_rows: dict[str, int]  # rows per user-owned table, every service
+    deletion: list[DeletionStep]  # empty unless the user's deletion has started
     inconsistencies: list[Inconsistency]
     recent_events: list[EventSummary]
 

@@ -43,7 +43,8 @@ def search_handler(provider: Provider):
 
 async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     """``identity.user.deleted.v1``: delete every job of the user (results cascade)."""
-    deleted = await JobService(session).purge_user(envelope.payload.user_id)
+    data = envelope.payload
+    deleted = await JobService(session).purge_user(data.user_id, data.clerk_user_id)
     log.info(
         "scraping.purged_user", extra={"user_id": str(envelope.payload.user_id), "jobs": deleted}
     )

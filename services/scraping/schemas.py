@@ -12,9 +12,9 @@ from shared.models.enums import JobStatus, Platform, SearchType
 
 MAX_KEYWORDS = 50
 MAX_RESULTS_LIMIT = 500  # creators per results page
-# Beyond the largest job there is nothing to page to; bounded so no offset reaches the database
-# as a number it cannot hold.
-MAX_RESULTS_OFFSET = 10_000_000
+# Far beyond any job (target_results is at most 1,000; the seed's largest job holds 100,000), and
+# far inside what Postgres and the JSON encoder take: a bigger offset is a 422, never a 500.
+MAX_RESULTS_OFFSET = 1_000_000_000
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _REGION = re.compile(r"^[A-Za-z]{2}$")
 

@@ -14,7 +14,7 @@ counted, the rest is given back). That is the ONE settlement path: scraping neve
 written in the terminal transaction and waits in JetStream while billing is down, so a billing
 outage delays settlement but never strands quota; billing's expiry sweeps anything else.
 The only direct ``release`` is :meth:`JobService.create`'s compensation when a reservation was
-taken but the job could not be inserted (there is no job, hence no event).
+taken but the job's transaction did not commit (there is no job, hence no event).
 """
 
 import logging
@@ -27,8 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import after_rollback
 from shared.events.catalogue import JobCreated, JobEnded, JobProgressed, SearchWorkItem
-from shared.events.outbox import record_event
+from shared.events.outbox import record_event, record_user_purged
 from shared.models import ScrapingJob
 from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, Service, UsageResource
 from shared.queries.pagination import Page
@@ -76,20 +77,20 @@ class JobService:
     # --- create --------------------------------------------------------------------------
 
     async def create(
-        self, quota: QuotaClient, *, user_id: uuid.UUID, body: JobCreate, provider: str
-    ) -> ScrapingJob:
-        """Reserve ``target_results`` creators from billing, then insert the job (403
-        ``creators_limit_reached``, 503 when billing cannot be asked: fail closed)."""
+        self, quota: QuotaClient, *, user_id: uuid.UUID, body: JobCreate, provider: str,
+        operation: uuid.UUID,
+    ) -> ScrapingJob:  # fmt: skip
+        """Reserve ``target_results`` creators (403 ``creators_limit_reached``, 503 when billing
+        cannot be asked), keyed by ``operation`` (the job's id: a retried operation finds its
+        hold again), with no transaction open; then one short transaction inserts the job, whose
+        foreign key holds the campaign row (``FOR KEY SHARE``) against a deletion's ``FOR
+        UPDATE``, and checks the campaign is still live."""
         if not await self.repo.owns_campaign(user_id, body.campaign_id):
             raise CampaignNotFound()
-        job_id = uuid.uuid4()
-        reply = await quota.reserve(
-            user_id,
-            UsageResource.creators,
-            body.target_results,
-            key=f"scraping-job:{job_id}",
-            ttl_seconds=int(RESERVATION_TTL.total_seconds()),
-        )
+        await self.session.commit()  # end the lookups' read-only transaction before billing
+        ttl = int(RESERVATION_TTL.total_seconds())
+        reply = await quota.reserve(user_id, UsageResource.creators, body.target_results,
+                                    key=f"scraping-job:{operation}", ttl_seconds=ttl)  # fmt: skip
         if not reply.allowed or reply.reservation_id is None:
             remaining = max(0, reply.limit - reply.used)
             raise CreatorsLimitReached(
@@ -97,29 +98,19 @@ class JobService:
                 "this month on your plan.",
                 extra={"used": reply.used, "limit": reply.limit, "requested": body.target_results},
             )
-        try:
-            return await self.insert(
-                job_id=job_id,
-                user_id=user_id,
-                body=body,
-                reservation_id=reply.reservation_id,
-                provider=provider,
-            )
-        except Exception:
-            # No job, so no terminal event will ever settle the hold: give it back now
-            # (best effort; billing expires it otherwise).
-            await quota.try_release(reply.reservation_id, used_amount=0)
-            raise
+        reservation_id = reply.reservation_id
+        # If no job commits, no terminal event will ever settle the hold: give it back then.
+        after_rollback(self.session, lambda: quota.try_release(reservation_id, used_amount=0))
+        job = await self.insert(job_id=operation, user_id=user_id, body=body,
+                                reservation_id=reservation_id, provider=provider)  # fmt: skip
+        if not await self.repo.owns_campaign(user_id, body.campaign_id):
+            raise CampaignNotFound()  # deleted while billing was asked: no job for it
+        return job
 
     async def insert(
-        self,
-        *,
-        job_id: uuid.UUID,
-        user_id: uuid.UUID,
-        body: JobCreate,
-        reservation_id: uuid.UUID | None,
-        provider: str,
-    ) -> ScrapingJob:
+        self, *, job_id: uuid.UUID, user_id: uuid.UUID, body: JobCreate,
+        reservation_id: uuid.UUID | None, provider: str,
+    ) -> ScrapingJob:  # fmt: skip
         """Insert the job, its created event and its first work items (one per chain)."""
         now = _now()
         chains = body.chains
@@ -371,9 +362,13 @@ class JobService:
 
     # --- purge ---------------------------------------------------------------------------
 
-    async def purge_user(self, user_id: uuid.UUID) -> int:
-        """The user is gone: delete every job (results and keys cascade). Billing purges its own."""
-        return await self.repo.delete_jobs(user_id=user_id)
+    async def purge_user(self, user_id: uuid.UUID, clerk_user_id: str) -> int:
+        """The user is gone: delete every job (results and keys cascade), and acknowledge with
+        ``scraping.user.purged`` in the same transaction. Billing settles its own quota."""
+        deleted = await self.repo.delete_jobs(user_id=user_id)
+        await record_user_purged(self.session, service=SERVICE, user_id=user_id,
+                                 clerk_user_id=clerk_user_id)  # fmt: skip
+        return deleted
 
     async def purge_campaign(self, campaign_id: uuid.UUID) -> int:
         """The campaign is gone: cancel its live jobs (settling their quota), then delete all."""

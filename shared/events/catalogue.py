@@ -58,6 +58,15 @@ class UserDeleted(UserRef):
     pass
 
 
+class UserPurged(UserRef):
+    """A service has removed everything it holds of a deleted user (its step of the deletion).
+
+    Each purging service publishes its own (``billing.user.purged``, ``campaign.user.purged``,
+    ``scraping.user.purged``) in the transaction of its purge; identity records it and deletes
+    the ``users`` row once every service has.
+    """
+
+
 class OnboardingStepChanged(UserRef):
     previous_step: OnboardingStep
     step: OnboardingStep
@@ -225,13 +234,16 @@ _SPECS = [
     # platform.* is produced by identity (it owns runtime config), so it lives in its stream.
     _spec("platform.config.changed", _I, "IDENTITY", ConfigChanged),
     _spec("platform.logging.changed", _I, "IDENTITY", LoggingChanged),
+    _spec("billing.user.purged", _B, "BILLING", UserPurged),
     _spec("billing.subscription.changed", _B, "BILLING", SubscriptionChanged),
     _spec("billing.trial.started", _B, "BILLING", TrialStarted),
     _spec("billing.trial.expired", _B, "BILLING", TrialExpired),
     _spec("billing.trial.converted", _B, "BILLING", TrialConverted),
+    _spec("campaign.user.purged", _C, "CAMPAIGN", UserPurged),
     _spec("campaign.campaign.created", _C, "CAMPAIGN", CampaignCreated),
     _spec("campaign.campaign.updated", _C, "CAMPAIGN", CampaignUpdated),
     _spec("campaign.campaign.deleted", _C, "CAMPAIGN", CampaignDeleted),
+    _spec("scraping.user.purged", _S, "SCRAPING", UserPurged),
     _spec("scraping.job.created", _S, "SCRAPING", JobCreated),
     _spec("scraping.job.progressed", _S, "SCRAPING", JobProgressed),
     _spec("scraping.job.completed", _S, "SCRAPING", JobEnded),
@@ -278,6 +290,20 @@ class UsageReleaseRequest(Payload):
     used_amount: int = Field(default=0, ge=0)  # what was consumed; the rest is given back
 
 
+class UsageReleaseKeyRequest(Payload):
+    """Give up the reservation asked with ``idempotency_key``, whether or not it exists yet.
+
+    The caller sends it when it stopped waiting for a reserve's answer: a hold that committed is
+    given back, and a reserve that has not arrived yet finds the key taken by a released
+    tombstone and holds nothing. ``resource`` and ``amount`` describe the tombstone.
+    """
+
+    user_id: uuid.UUID
+    resource: UsageResource
+    amount: int = Field(gt=0)
+    idempotency_key: str = Field(max_length=200)
+
+
 class UsageReleaseReply(Payload):
     reservation_id: uuid.UUID
     status: ReservationStatus
@@ -297,5 +323,6 @@ RPC: dict[str, RpcSpec] = {
     for s in (
         RpcSpec("billing.usage.reserve", _B, UsageReserveRequest, UsageReserveReply),
         RpcSpec("billing.usage.release", _B, UsageReleaseRequest, UsageReleaseReply),
+        RpcSpec("billing.usage.release_key", _B, UsageReleaseKeyRequest, UsageReleaseReply),
     )
 }

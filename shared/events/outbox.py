@@ -79,3 +79,23 @@ async def record_event(
         },
     )
     return event_id
+
+
+async def record_user_purged(
+    session: AsyncSession, *, service: Service | str, user_id: uuid.UUID, clerk_user_id: str
+) -> uuid.UUID:
+    """``<service>.user.purged``: ``service`` has removed everything it holds of a deleted user.
+
+    Recorded in the transaction of the purge itself, so the acknowledgement exists exactly when
+    the purge committed; identity deletes the ``users`` row once every purging service has sent
+    its own.
+    """
+    return await record_event(
+        session,
+        service=service,
+        type=f"{service}.user.purged",
+        aggregate_type="user",
+        aggregate_id=user_id,
+        user_id=user_id,
+        data={"user_id": user_id, "clerk_user_id": clerk_user_id},
+    )

@@ -15,12 +15,19 @@ from .billing import (
 )
 from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
 from .enums import Service
-from .identity import LoggingConfiguration, SystemConfiguration, User, UserSystemData
+from .identity import (
+    LoggingConfiguration,
+    SystemConfiguration,
+    User,
+    UserDeletionStep,
+    UserSystemData,
+)
 from .messaging import (
     BackgroundJob,
     DeadLetter,
     Event,
     EventAttempt,
+    IdempotencyKey,
     InboxEntry,
     RateLimit,
     WebhookEvent,
@@ -38,6 +45,7 @@ OWNERSHIP: dict[str, str] = {
     "user_system_data": Service.identity,
     "system_configurations": Service.identity,
     "logging_configurations": Service.identity,
+    "user_deletion_steps": Service.identity,
     "subscription_plans": Service.billing,
     "user_subscriptions": Service.billing,
     "user_billing": Service.billing,
@@ -58,6 +66,7 @@ OWNERSHIP: dict[str, str] = {
     # Inbound webhooks: identity writes source=clerk rows, billing source=stripe rows.
     "webhook_events": SHARED,
     "rate_limits": SHARED,  # keys are prefixed by the service that limits
+    "idempotency_keys": SHARED,  # rows carry the service that answered
 }
 
 
@@ -77,6 +86,7 @@ __all__ = [
     "DeadLetter",
     "Event",
     "EventAttempt",
+    "IdempotencyKey",
     "InboxEntry",
     "ListItem",
     "LoggingConfiguration",
@@ -90,6 +100,7 @@ __all__ = [
     "UsageReservation",
     "User",
     "UserBilling",
+    "UserDeletionStep",
     "UserSubscription",
     "UserSystemData",
     "UserUsage",

@@ -175,3 +175,8 @@ class DeadLetterStatus(StrEnum):
     pending = "pending"
     replayed = "replayed"
     discarded = "discarded"
+
+
+class IdempotencyStatus(StrEnum):
+    processing = "processing"
+    completed = "completed"

@@ -106,3 +106,38 @@ class LoggingConfiguration(TableBase, table=True):
     service: str = Field(sa_type=sa.String(20), nullable=False)
     logger: str = Field(sa_type=sa.String(200), nullable=False)
     level: str = enum_column(LogLevel)
+
+
+class UserDeletionStep(TableBase, table=True):
+    """One service's part of deleting a user: written for every purging service when deletion
+    starts, marked applied when that service's ``<service>.user.purged`` event arrives.
+
+    The ``users`` row (and with it, by cascade, everything left) goes only once every step is
+    applied. The acknowledgement lives here, in identity's own table, so neither the pruning of
+    a service's inbox nor of the outbox can make a deletion look applied, or never applied.
+    """
+
+    __tablename__ = "user_deletion_steps"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "service"),
+        one_of("service", Service),
+        # What the metric and the re-announcement read: the steps still waiting, oldest first.
+        sa.Index(
+            "ix_user_deletion_steps_pending",
+            "requested_at",
+            postgresql_where=sa.text("applied_at IS NULL"),
+        ),
+    )
+
+    user_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="users.id", ondelete="CASCADE", nullable=False
+    )
+    service: str = enum_column(Service)
+    # When the service was last asked (the deletion event, or a later re-announcement).
+    requested_at: datetime = Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+    applied_at: datetime | None = tz_timestamp()

@@ -11,7 +11,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
 from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp
-from .enums import BackgroundJobStatus, DeadLetterStatus, Service, WebhookSource, WebhookStatus
+from .enums import (
+    BackgroundJobStatus,
+    DeadLetterStatus,
+    IdempotencyStatus,
+    Service,
+    WebhookSource,
+    WebhookStatus,
+)
 
 
 def _service():
@@ -83,7 +90,7 @@ class InboxEntry(TableBase, table=True):
         sa.UniqueConstraint("consumer", "event_id"),
         one_of("service", Service),
         sa.Index("ix_inbox_service_created_at", "service", "created_at"),  # retention
-        # "Has every service applied event X?" (identity's purge of deleted users).
+        # "Which consumers have applied event X?" (operators tracing an event).
         sa.Index("ix_inbox_event_id", "event_id"),
     )
 
@@ -249,3 +256,37 @@ class EventAttempt(TableBase, table=True):
     event_id: str = Field(sa_type=sa.String(255), nullable=False)
     attempts: int = Field(default=1, nullable=False)
     last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class IdempotencyKey(TableBase, table=True):
+    """A client's ``Idempotency-Key`` on a POST, and the first response it got (``shared.web.
+    idempotency``). Scoped per user: the same key of two users are two rows. A row is
+    ``processing`` while its request runs (``locked_until`` is its lease; ``attempt`` fences a
+    request whose lease was taken over) and ``completed`` with the response, which is written in
+    the same transaction as the request's effects. Pruned after ``RETENTION_IDEMPOTENCY_KEYS_DAYS``.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        sa.UniqueConstraint("clerk_user_id", "key"),
+        one_of("service", Service),
+        one_of("status", IdempotencyStatus),
+        sa.CheckConstraint("attempt >= 1", name="attempt_positive"),
+        sa.Index("ix_idempotency_keys_service_created_at", "service", "created_at"),  # retention
+    )
+
+    service: str = _service()
+    clerk_user_id: str = Field(sa_type=sa.Text, nullable=False)
+    key: str = Field(sa_type=sa.String(255), nullable=False)
+    method: str = Field(sa_type=sa.String(10), nullable=False)
+    path: str = Field(sa_type=sa.Text, nullable=False)
+    request_hash: str = Field(sa_type=sa.String(64), nullable=False)  # sha256 of the body
+    status: str = enum_column(IdempotencyStatus, default=IdempotencyStatus.processing)
+    attempt: int = Field(
+        default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")}
+    )
+    locked_until: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    response_status: int | None = Field(default=None, sa_type=sa.SmallInteger)
+    response_headers: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    response_body: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    completed_at: datetime | None = tz_timestamp()

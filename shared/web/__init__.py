@@ -8,6 +8,8 @@
 - ``openapi.py`` — the OpenAPI document: ``ErrorBody`` on every error response an operation
   can give (from ``raises`` on dependencies and ``error_responses`` on routes), summaries,
   webhook bodies and signature headers;
+- ``idempotency.py`` — ``Idempotency-Key`` on POSTs (``Idempotent``/``IDEMPOTENT``): the first
+  response stored with the route's effects and replayed;
 - ``middleware.py`` — correlation id, body-size limit, latency histogram;
 - ``nats.py`` — the API's background NATS connection.
 """
@@ -15,13 +17,17 @@
 from .app import create_app
 from .deps import AdminUser, CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
 from .errors import error_body
+from .idempotency import IDEMPOTENT, Idempotent, Operation
 from .openapi import ErrorBody, error_responses, raises, webhook_request
 
 __all__ = [
+    "IDEMPOTENT",
     "AdminUser",
     "CallerId",
     "CurrentUser",
     "ErrorBody",
+    "Idempotent",
+    "Operation",
     "Quota",
     "ReadSessionDep",
     "SessionDep",

@@ -25,6 +25,7 @@ from shared.queries.sessions import read_session_factory
 from shared.runtime import start_runtime
 from shared.settings import Settings, get_settings
 
+from . import idempotency
 from .errors import error_body, install_error_handlers
 from .middleware import RequestContextMiddleware
 from .nats import NatsLink
@@ -108,7 +109,7 @@ def create_app(
     settings: Settings | None = None,
 ) -> FastAPI:
     """A Scout service app: lifespan-built resources, ops routes, error mapping, middleware."""
-    startup, shutdown = list(startup), list(shutdown)
+    startup, shutdown, routers = list(startup), list(shutdown), list(routers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -154,5 +155,6 @@ def create_app(
     app.include_router(_ops_router(service))
     for router in routers:
         app.include_router(router)
+    idempotency.install(app, routers)  # routes taking ``Idempotent`` store and replay answers
     app.add_middleware(RequestContextMiddleware, service=service)
     return app

@@ -16,24 +16,31 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
+from shared.db import run_hooks
 from shared.errors import AdminRequired, DependencyUnavailable, Unauthorized, UserNotFound
 from shared.models import User
 from shared.queries.users import live_user_id
-from shared.quota import BillingUnavailable, NoActivePlan, QuotaClient
+from shared.quota import BillingUnavailable, NoActivePlan, QuotaClient, ReservationClosed
 
 from .openapi import raises
 
 
 @raises(DependencyUnavailable)
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns, rolled back on error."""
+    """The request's unit of work: committed when the route returns, rolled back on error;
+    then the hooks the route registered for that outcome (``shared.db.after_commit`` /
+    ``after_rollback``) run, before the response is sent."""
     async with request.app.state.sessions() as session:
+        # The idempotency wrapper writes the stored response in this same transaction.
+        request.state.unit_of_work = session
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
+            await run_hooks(session, committed=False)
             raise
+        await run_hooks(session, committed=True)
 
 
 # scope="function": commit before the response is sent, so a 2xx always means "committed".
@@ -106,7 +113,7 @@ async def admin_principal(principal: CurrentUser, session: SessionDep) -> Princi
 AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 
-@raises(BillingUnavailable, NoActivePlan)
+@raises(BillingUnavailable, NoActivePlan, ReservationClosed)
 def quota_client(request: Request) -> QuotaClient:
     """Billing's quota client on this process's NATS link (no connection: it fails closed)."""
     settings = request.app.state.settings
@@ -114,6 +121,7 @@ def quota_client(request: Request) -> QuotaClient:
         request.app.state.nats.live,
         settings.scout_nats_prefix,
         local_billing=settings.local_billing,
+        timeout=settings.quota_timeout_seconds,
     )
 
 

@@ -121,3 +121,43 @@ async def test_release_confirms_used_part_gives_back_the_rest_and_is_idempotent(
             await _release(nc, nats_prefix, uuid.uuid4())
     assert err.value.code == "reservation_not_found"
     assert (await counters(committed, user.id))["creators"] == 40
+
+
+async def _release_key(nc, prefix, user_id, key, resource="creators", amount=50):
+    return await rpc.request(
+        nc,
+        "billing.usage.release_key",
+        {"user_id": str(user_id), "resource": resource, "amount": amount, "idempotency_key": key},
+        prefix=prefix,
+        timeout=10,
+    )
+
+
+async def test_a_key_given_up_before_its_reserve_arrives_never_holds_anything(
+    committed, service_settings, nc, nats_prefix
+):
+    user = await billing_user(committed, plan="growth", status="active")
+    async with running_worker("billing", service_settings):
+        gone = await _release_key(nc, nats_prefix, user.id, "late-key")
+        assert (gone.status, gone.released) == ("released", 0)
+        late = await _reserve(nc, nats_prefix, user.id, amount=50, key="late-key")
+        again = await _release_key(nc, nats_prefix, user.id, "late-key")  # twice is harmless
+    assert (late.allowed, late.reservation_id, late.code) == (False, None, "reservation_closed")
+    assert again.status == "released"
+    assert (await counters(committed, user.id))["creators"] == 0
+
+
+async def test_giving_up_a_key_gives_back_the_hold_it_took(
+    committed, service_settings, nc, nats_prefix
+):
+    user = await billing_user(committed, plan="growth", status="active")
+    async with running_worker("billing", service_settings):
+        held = await _reserve(nc, nats_prefix, user.id, amount=50, key="slow-key")
+        assert held.allowed and (await counters(committed, user.id))["creators"] == 50
+        gone = await _release_key(nc, nats_prefix, user.id, "slow-key")
+        retried = await _reserve(nc, nats_prefix, user.id, amount=50, key="slow-key")
+    assert (gone.reservation_id, gone.status, gone.released) == (
+        held.reservation_id, "released", 50,
+    )  # fmt: skip
+    assert (retried.allowed, retried.code) == (False, "reservation_closed")
+    assert (await counters(committed, user.id))["creators"] == 0

@@ -1,6 +1,14 @@
-"""Schemathesis checks loaded by the fuzz test (SCHEMATHESIS_HOOKS=tests.reliability.st_hooks)."""
+"""Schemathesis hooks loaded by the fuzz test (SCHEMATHESIS_HOOKS=tests.reliability.st_hooks):
+the checks every response must pass, and extreme integers sent on purpose."""
 
+from typing import Any
+
+import hypothesis.strategies as st
 import schemathesis
+
+# Past every bound Scout declares, past Postgres' bigint, past a 64-bit JSON encoder: each must
+# be a 422, never a 500 (an overflow in orjson or "bigint out of range" in the database).
+EXTREMES = (2**63 - 1, 2**63, 10**20, -(2**63) - 1, -(10**20), 2**31)
 
 
 @schemathesis.check
@@ -43,3 +51,42 @@ def error_is_documented(ctx, response, case):
             f"{label} answered {response.status_code} {code!r}; documented codes: {listed}"
         )
     return None
+
+
+def with_extreme(value: Any, extreme: int) -> tuple[Any, bool]:
+    """``value`` with every integer in it (at any depth) replaced by ``extreme``; whether any was."""
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, int):
+        return extreme, True
+    if isinstance(value, dict):
+        pairs = {k: with_extreme(v, extreme) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(c for _, c in pairs.values())
+    if isinstance(value, list):
+        items = [with_extreme(v, extreme) for v in value]
+        return [v for v, _ in items], any(c for _, c in items)
+    return value, False
+
+
+def extreme_variants(case):
+    """``case`` itself, then one copy per :data:`EXTREMES` value with every integer of its
+    query, path and body replaced by it (none when the case has no integer)."""
+    variants = [case]
+    for extreme in EXTREMES:
+        query, in_query = with_extreme(case.query, extreme)
+        path, in_path = with_extreme(case.path_parameters, extreme)
+        body, in_body = with_extreme(case.body, extreme)
+        if in_query or in_path or in_body:
+            variant = case.derive(query=query, keep_auth=True)
+            variant.path_parameters = path
+            if in_body:
+                variant.body = body
+            variants.append(variant)
+    return variants
+
+
+@schemathesis.hook
+def flatmap_case(context, case):
+    """Each generated case, or the same request with extreme integers (chosen by the generator
+    like any other value, so a share of every operation's requests carries them)."""
+    return st.sampled_from(extreme_variants(case))

@@ -65,11 +65,11 @@ def sign(payload: bytes | str, secret: str, timestamp: int | None = None) -> str
     return f"t={t},v1={mac}"
 
 
-def _error(status: int, message: str, code: str = "resource_missing") -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": "invalid_request_error", "message": message, "code": code}},
-        status_code=status,
-    )
+def _error(status: int, message: str, code: str | None = "resource_missing") -> JSONResponse:
+    error = {"type": "invalid_request_error", "message": message}
+    if code:
+        error["code"] = code
+    return JSONResponse({"error": error}, status_code=status)
 
 
 class FakeStripe:
@@ -79,6 +79,7 @@ class FakeStripe:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.fail_with: int | None = None  # answer every request with this status
+        self.failures: list[int] = []  # answer the next requests with these statuses, in order
         self.url = ""
         self.app = Starlette(
             routes=[
@@ -166,8 +167,9 @@ class FakeStripe:
         return params
 
     def _fail(self) -> Response | None:
-        if self.fail_with:
-            return _error(self.fail_with, "the fake is told to fail", code="api_error")
+        status = self.failures.pop(0) if self.failures else self.fail_with
+        if status:
+            return _error(status, "the fake is told to fail", code="api_error")
         return None
 
     async def _create_customer(self, request: Request) -> Response:
@@ -251,6 +253,8 @@ class FakeStripe:
         sub = self.subscriptions.get(request.path_params["id"])
         if sub is None:
             return _error(404, "No such subscription")
+        if sub["status"] == "canceled":
+            return _error(400, "This subscription has already been canceled.", code=None)
         sub.update(status="canceled", canceled_at=int(time.time()))
         return JSONResponse(sub)
 

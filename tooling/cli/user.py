@@ -74,6 +74,22 @@ def inspect(
         ["table", "rows"],
         sorted(found.related_rows.items()),
     )
+    if found.deletion:
+        print_table(
+            "[bold]Deletion[/] (the user's rows go once every service has applied it)",
+            ["service", "pending since", "last asked", "applied"],
+            [
+                (
+                    step.service,
+                    step.since.isoformat(timespec="seconds"),
+                    step.last_asked_at.isoformat(timespec="seconds"),
+                    step.applied_at.isoformat(timespec="seconds")
+                    if step.applied_at
+                    else "[red]pending[/]",
+                )
+                for step in found.deletion
+            ],
+        )
     if found.inconsistencies:
         print_table(
             "[bold red]Inconsistencies[/]",

@@ -77,11 +77,21 @@ _CHARGE = {
 }
 
 _HAS_PLAN = sa.text("SELECT current_plan IS NOT NULL FROM user_subscriptions WHERE user_id = :uid")
+# A key given up before (or while) its reserve arrives: a released hold of nothing, so the
+# reserve that comes later finds the key taken and charges nothing.
+_INSERT_TOMBSTONE = sa.text(
+    "INSERT INTO usage_reservations (id, user_id, resource, amount, used_amount,"
+    " idempotency_key, status, expires_at, settled_at)"
+    " SELECT :id, u.user_id, :resource, :amount, 0, :key, 'released', now(), now()"
+    " FROM user_usage u WHERE u.user_id = :uid"
+    " ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id"
+)
 
 _DELETE_RESERVATION = sa.text("DELETE FROM usage_reservations WHERE id = :id")
 
 _RESERVATION_BY_KEY = sa.text(
-    "SELECT id, resource FROM usage_reservations WHERE user_id = :uid AND idempotency_key = :key"
+    "SELECT id, resource, status FROM usage_reservations"
+    " WHERE user_id = :uid AND idempotency_key = :key"
 )
 
 _LOCK_RESERVATION = sa.text(
@@ -208,6 +218,23 @@ class UsageRepository:
     async def has_plan(self, user_id: uuid.UUID) -> bool:
         """Whether the user is on a plan at all (False for no subscription row)."""
         return bool(await self.session.scalar(_HAS_PLAN, {"uid": user_id}))
+
+    async def insert_tombstone(
+        self,
+        tombstone_id: uuid.UUID,
+        user_id: uuid.UUID,
+        resource: UsageResource,
+        amount: int,
+        key: str,
+    ) -> bool:
+        """Take ``key`` with a released hold unless a reservation holds it: True if inserted.
+
+        Race: a reserve with the same key in flight. Both inserts meet on the unique index, so
+        exactly one of them has the key: the later one waits for the first to commit.
+        """
+        params = {"id": tombstone_id, "uid": user_id, "resource": resource.value,
+                  "amount": amount, "key": key}  # fmt: skip
+        return await self.session.scalar(_INSERT_TOMBSTONE, params) is not None
 
     async def delete_reservation(self, reservation_id: uuid.UUID) -> None:
         await self.session.execute(_DELETE_RESERVATION, {"id": reservation_id})

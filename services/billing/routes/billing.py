@@ -2,7 +2,14 @@
 
 from fastapi import APIRouter, Request
 
-from shared.web import CallerId, CurrentUser, ReadSessionDep, SessionDep, error_responses
+from shared.web import (
+    CallerId,
+    CurrentUser,
+    Idempotent,
+    ReadSessionDep,
+    SessionDep,
+    error_responses,
+)
 
 from ..errors import BillingProviderUnavailable, UnknownPlan
 from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut
@@ -29,6 +36,7 @@ async def checkout(
     user_id: CallerId,
     session: SessionDep,
     request: Request,
+    operation: Idempotent,
 ) -> CheckoutOut:
     """A Stripe Checkout session to pay at (``checkout_url``; a 7-day trial for a first
     subscription only), or an in-place plan change when the user already has a live
@@ -43,4 +51,5 @@ async def checkout(
         principal.clerk_user_id,
         body,
         local_page=lambda session_id: str(request.url_for("checkout_page", session_id=session_id)),
+        operation=operation.id,
     )

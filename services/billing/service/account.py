@@ -84,10 +84,18 @@ async def checkout(
     body: CheckoutIn,
     *,
     local_page: Callable[[str], str],
+    operation: uuid.UUID | None = None,
 ) -> CheckoutOut:
     """A Stripe Checkout session (7-day trial for a first subscription only), or an in-place
     plan change when the user already has a live subscription. With local billing
-    (development, no Stripe key) the session is billing's own page, at ``local_page(id)``."""
+    (development, no Stripe key) the session is billing's own page, at ``local_page(id)``.
+
+    ``operation`` keys the Stripe calls (Stripe's own ``Idempotency-Key``), so a retried
+    operation gets the customer and session the first attempt created instead of new ones."""
+
+    def once(step: str) -> dict[str, Any]:
+        return {"idempotency_key": f"scout-{operation}-{step}"} if operation else {}
+
     repo = AccountRepository(session)
     # The plan is checked before the provider: a plan not on offer is the caller's mistake.
     if not await repo.plan_exists(body.plan):
@@ -112,13 +120,15 @@ async def checkout(
                     "proration_behavior": "create_prorations",
                     "metadata": metadata,
                 },
+                options=once("upgrade"),
             )
             await repo.set_intended_plan(user_id, body.plan.value)
             return CheckoutOut(mode="upgrade", subscription_id=sub["id"], trial_days=0)
         customer = user["stripe_customer_id"]
         if not customer:
             created = await client.v1.customers.create_async(
-                params={"email": user["email"], "metadata": {"user_id": clerk_user_id}}
+                params={"email": user["email"], "metadata": {"user_id": clerk_user_id}},
+                options=once("customer"),
             )
             customer = created["id"]
             await repo.set_customer(user_id, customer)
@@ -144,7 +154,8 @@ async def checkout(
                 "cancel_url": os.environ.get(
                     "BILLING_CANCEL_URL", "http://localhost:3000/dashboard"
                 ),
-            }
+            },
+            options=once("session"),
         )
     except stripe.StripeError as exc:
         raise BillingProviderUnavailable(f"The billing provider failed: {exc}") from exc

@@ -11,7 +11,11 @@ How the counters work (decided once, used everywhere):
   ``campaign.campaign.created`` does not increment again (the campaign service confirms the
   reservation it took); ``campaign.campaign.deleted`` gives one campaign back.
 * Holds not settled by ``expires_at`` are given back by :func:`expire_reservations` (scheduled),
-  so a crashed caller never leaks quota. A late release of an expired hold that reports usage
+  so a crashed caller never leaks quota.
+* A caller that stopped waiting for a reserve's answer gives the key up (:func:`release_key`):
+  a hold that committed is given back at once, and a reserve still on its way finds the key
+  taken by a released tombstone and holds nothing. A key whose hold was given back (released,
+  expired) is never reserved again: the answer says ``reservation_closed``. A late release of an expired hold that reports usage
   still charges that usage (the work happened), without a limit check.
 * The monthly reset sets the creators/enrichments counters to what is still held, so in-flight
   holds stay counted and their later release cannot drive a counter negative.
@@ -28,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events.catalogue import (
+    UsageReleaseKeyRequest,
     UsageReleaseReply,
     UsageReleaseRequest,
     UsageReserveReply,
@@ -39,6 +44,9 @@ from shared.quota import NO_ACTIVE_PLAN
 from ..errors import ReservationNotFound
 from ..repository import UsageRepository
 
+# The answer to a reserve whose key was given up before: that operation must start afresh.
+RESERVATION_CLOSED = "reservation_closed"
+CLOSED = {ReservationStatus.released, ReservationStatus.expired}
 LIMIT_CODE = {
     UsageResource.campaigns: "campaign_limit_reached",
     UsageResource.creators: "creators_limit_reached",
@@ -81,6 +89,10 @@ async def _existing(repo: UsageRepository, request: UsageReserveRequest) -> Usag
     if row is None:  # no usage row: an unknown (or not yet provisioned) user has no plan
         return UsageReserveReply(allowed=False, used=0, limit=0, code=NO_ACTIVE_PLAN)
     current = (await repo.usage_of(request.user_id))[UsageResource(row["resource"])]
+    if row["status"] in CLOSED:  # given up (or expired) before: never a hold again
+        return UsageReserveReply(
+            allowed=False, used=current.used, limit=current.limit, code=RESERVATION_CLOSED
+        )
     return UsageReserveReply(
         allowed=True, reservation_id=row["id"], used=current.used, limit=current.limit
     )
@@ -110,6 +122,24 @@ async def release(session: AsyncSession, request: UsageReleaseRequest) -> UsageR
     return UsageReleaseReply(
         reservation_id=request.reservation_id, status=status, released=row["amount"] - used
     )
+
+
+async def release_key(session: AsyncSession, request: UsageReleaseKeyRequest) -> UsageReleaseReply:
+    """Give up the hold asked with ``request.idempotency_key``: given back if it exists, a
+    released tombstone in its place if it does not yet (so a late reserve holds nothing)."""
+    repo = UsageRepository(session)
+    tombstone_id = uuid.uuid4()
+    resource = UsageResource(request.resource)
+    if await repo.insert_tombstone(
+        tombstone_id, request.user_id, resource, request.amount, request.idempotency_key
+    ):
+        return UsageReleaseReply(
+            reservation_id=tombstone_id, status=ReservationStatus.released, released=0
+        )
+    row = await repo.reservation_by_key(request.user_id, request.idempotency_key)
+    if row is None:  # no usage row: an unknown user holds nothing
+        raise ReservationNotFound(f"No reservation {request.idempotency_key!r}.")
+    return await release(session, UsageReleaseRequest(reservation_id=row["id"], used_amount=0))
 
 
 async def expire_reservations(session: AsyncSession, *, batch: int = 1000) -> int:

@@ -155,6 +155,11 @@ class CampaignRepository:
         lists = await self.session.execute(
             sa.delete(CreatorList).where(CreatorList.user_id == user_id).returning(CreatorList.id)
         )
+        # FOR UPDATE, as a single deletion takes it: jobs being created for these campaigns
+        # commit first (their foreign key holds the rows), so scraping's purge sees them.
+        await self.session.execute(
+            sa.select(Campaign.id).where(Campaign.user_id == user_id).with_for_update()
+        )
         await self.session.execute(
             sa.update(Campaign)
             .where(Campaign.user_id == user_id, Campaign.deleted_at.is_(None))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from shared.models.enums import CampaignStatus
 from shared.queries.pagination import MAX_PAGE_SIZE
-from shared.web import CallerId, Quota, ReadSessionDep, SessionDep, error_responses
+from shared.web import CallerId, Idempotent, Quota, ReadSessionDep, SessionDep, error_responses
 
 from .. import service
 from ..errors import CampaignLimitReached, CampaignNotFound, IllegalStatusTransition
@@ -32,12 +32,16 @@ CampaignPage = PageOf[CampaignPublic]
     responses=error_responses(CampaignLimitReached),
 )
 async def create_campaign(
-    body: CampaignCreate, session: SessionDep, user_id: CallerId, quota: Quota
+    body: CampaignCreate,
+    session: SessionDep,
+    user_id: CallerId,
+    quota: Quota,
+    operation: Idempotent,
 ) -> CampaignPublic:
     """Create a draft campaign, spending one of the plan's campaigns: 403
     ``campaign_limit_reached`` at the plan's limit, 403 ``no_active_plan`` without a plan, 503
     when billing cannot be asked (fail closed: nothing is created)."""
-    campaign = await service.create_campaign(session, quota, user_id, body)
+    campaign = await service.create_campaign(session, quota, user_id, body, operation.id)
     return CampaignPublic.model_validate(campaign)
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from shared.models.enums import ListBucket
 from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.ratelimit import rate_limit
-from shared.web import CallerId, ReadSessionDep, SessionDep, error_responses
+from shared.web import IDEMPOTENT, CallerId, ReadSessionDep, SessionDep, error_responses
 
 from .. import service
 from ..errors import ListNotFound
@@ -41,7 +41,7 @@ LIST_WRITES = [rate_limit("lists.write", "rate_limit_list_writes_per_minute")]
 NOT_FOUND = error_responses(ListNotFound)
 
 
-@router.post("", status_code=201, summary="Create a list", dependencies=LIST_WRITES)
+@router.post("", status_code=201, summary="Create a list", dependencies=[*LIST_WRITES, IDEMPOTENT])
 async def create_list(body: ListCreate, session: SessionDep, user_id: CallerId) -> ListPublic:
     """A new, empty creator list (its type, privacy and tags as given)."""
     return ListPublic.model_validate(await service.create_list(session, user_id, body))
@@ -131,7 +131,10 @@ async def list_items(
 
 
 @router.post(
-    "/{list_id}/items", summary="Add creators", responses=NOT_FOUND, dependencies=LIST_WRITES
+    "/{list_id}/items",
+    summary="Add creators",
+    responses=NOT_FOUND,
+    dependencies=[*LIST_WRITES, IDEMPOTENT],
 )
 async def add_items(
     list_id: uuid.UUID, body: ItemsAdd, session: SessionDep, user_id: CallerId

@@ -12,9 +12,11 @@ from .inspection import user_dossier
 from .onboarding import complete_onboarding, submit_onboarding
 from .runtime_config import config, log_level, put_config, put_log_level
 from .users import (
+    ask_again,
     create_user,
     ensure_profile,
     purge_deleted_users,
+    record_purged,
     search_users,
     start_deletion,
     update_profile,
@@ -22,6 +24,7 @@ from .users import (
 
 __all__ = [
     "apply_clerk_event",
+    "ask_again",
     "complete_onboarding",
     "config",
     "create_user",
@@ -30,6 +33,7 @@ __all__ = [
     "purge_deleted_users",
     "put_config",
     "put_log_level",
+    "record_purged",
     "search_users",
     "start_deletion",
     "submit_onboarding",

@@ -15,7 +15,7 @@ from shared.models.enums import OnboardingStep, SubscriptionStatus
 from shared.queries.users import UserProfile, get_user_profile
 
 from ..repository import CHILDREN, IdentityRepository
-from ..schemas import EventSummary, Inconsistency, UserDossier
+from ..schemas import DeletionStep, EventSummary, Inconsistency, UserDossier
 
 # Billing provisions its rows when it handles identity.user.created; give it this long.
 PROVISIONING_GRACE = timedelta(minutes=5)
@@ -35,7 +35,10 @@ def user_owned_tables() -> list[sa.Table]:
 
 
 def detect_inconsistencies(
-    profile: UserProfile, children: dict[str, bool], now: datetime
+    profile: UserProfile,
+    children: dict[str, bool],
+    now: datetime,
+    deletion: list[DeletionStep],
 ) -> list[Inconsistency]:
     """Pure checks over one user's state; each finding has a stable code and a sentence."""
     found: list[Inconsistency] = []
@@ -45,7 +48,16 @@ def detect_inconsistencies(
 
     status = profile.subscription_status
     if profile.deleted_at is not None:
-        flag("deletion_pending", f"Deletion started at {profile.deleted_at.isoformat()}.")
+        waiting = [
+            f"{step.service} (since {step.since.isoformat(timespec='seconds')})"
+            for step in deletion
+            if step.pending
+        ]
+        flag(
+            "deletion_pending",
+            f"Deletion started at {profile.deleted_at.isoformat(timespec='seconds')}; "
+            + (f"waiting for {', '.join(waiting)}." if waiting else "every service is done."),
+        )
     settled = profile.created_at < now - PROVISIONING_GRACE
     for table, present in children.items():
         if not present and (settled or table == "user_system_data"):
@@ -105,11 +117,21 @@ async def user_dossier(
     related = await repo.row_counts(profile.id, user_owned_tables())
     children = {name: related.get(name, 0) > 0 for name in CHILDREN}
     events = await repo.recent_events(profile.id, events_limit)
+    deletion = [
+        DeletionStep(
+            service=step.service,
+            since=step.created_at,
+            last_asked_at=step.requested_at,
+            applied_at=step.applied_at,
+        )
+        for step in await repo.deletion_steps(profile.id)
+    ]
     return UserDossier(
         profile=profile,
         trial_status=profile.trial_status.value,
         child_rows=children,
         related_rows=related,
-        inconsistencies=detect_inconsistencies(profile, children, now),
+        deletion=deletion,
+        inconsistencies=detect_inconsistencies(profile, children, now, deletion),
         recent_events=[EventSummary.model_validate(dict(e._mapping)) for e in events],
     )

@@ -6,7 +6,7 @@ every state change and its outbox event commit together.
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +23,12 @@ from ..repository import IdentityRepository
 log = logging.getLogger("scout.identity")
 
 SERVICE = Service.identity
-# Services that purge a deleted user's rows; the users row goes once all have applied the event.
+# Services that purge a deleted user's rows; the users row goes once all have acknowledged it.
 PURGING_SERVICES = (Service.billing.value, Service.campaign.value, Service.scraping.value)
-# ... or after this long (the stream keeps events a week; no late delivery is coming after that).
-PURGE_GRACE_SECONDS = 7 * 24 * 3600
+# A step still pending this long after it was asked is asked again: a new
+# ``identity.user.deleted`` (purges are idempotent), in case the event or the acknowledgement
+# aged out of its stream while a worker was away, or was dead-lettered and fixed since.
+ASK_AGAIN_AFTER = timedelta(hours=24)
 
 
 async def record_user_event(
@@ -117,23 +119,45 @@ async def update_profile(
 async def start_deletion(session: AsyncSession, clerk_user_id: str) -> str:
     """Mark the user deleted and tell every service (``identity.user.deleted``) to purge its rows.
 
-    The ``users`` row stays (soft-deleted, invisible to /me and admin checks) until every
-    purging service has applied the event — see :func:`purge_deleted_users` — so billing can
-    still find the Stripe customer it must cancel. FKs cascade as the backstop.
+    One pending step per purging service is written in the same transaction. The ``users`` row
+    stays (soft-deleted, invisible to /me and admin checks) until every service has acknowledged
+    its purge (:func:`record_purged`, :func:`purge_deleted_users`), so billing can still find the
+    Stripe customer it must cancel. FKs cascade as the backstop.
     """
-    user_pk = await IdentityRepository(session).mark_deleted(clerk_user_id)
+    repo = IdentityRepository(session)
+    user_pk = await repo.mark_deleted(clerk_user_id)
     if user_pk is None:
         return "ignored"
+    await repo.insert_deletion_steps(user_pk, PURGING_SERVICES)
     await record_user_event(session, "identity.user.deleted", user_pk, clerk_user_id)
     log.info("identity.user.deletion_started", extra={"clerk_user_id": clerk_user_id})
     return "applied"
 
 
+async def record_purged(session: AsyncSession, user_pk: uuid.UUID, service: str) -> bool:
+    """``<service>.user.purged``: that service's step of the user's deletion is done."""
+    applied = await IdentityRepository(session).mark_step_applied(user_pk, service)
+    if applied:
+        log.info("identity.user.step_applied", extra={"user_id": str(user_pk), "by": service})
+    return applied
+
+
 async def purge_deleted_users(session: AsyncSession) -> list[str]:
-    """Delete the rows of users whose deletion every service applied; their Clerk ids."""
-    rows = await IdentityRepository(session).purge_deleted(PURGING_SERVICES, PURGE_GRACE_SECONDS)
+    """Delete the rows of users whose deletion every service acknowledged; their Clerk ids."""
+    rows = await IdentityRepository(session).purge_deleted(PURGING_SERVICES)
     for row in rows:
         log.info("identity.user.purged", extra={"clerk_user_id": row.user_id})
+    return [row.user_id for row in rows]
+
+
+async def ask_again(session: AsyncSession, after: timedelta = ASK_AGAIN_AFTER) -> list[str]:
+    """Announce the deletion again for users with a step pending ``after`` since it was last
+    asked; their Clerk ids. Every service applies it again (a no-op where done) and acknowledges
+    again (ignored where recorded), so a lost event or acknowledgement never blocks a purge."""
+    rows = await IdentityRepository(session).ask_again(after)
+    for row in rows:
+        await record_user_event(session, "identity.user.deleted", row.id, row.user_id)
+        log.warning("identity.user.deletion_asked_again", extra={"clerk_user_id": row.user_id})
     return [row.user_id for row in rows]
 
 

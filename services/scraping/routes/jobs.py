@@ -9,7 +9,15 @@ from fastapi import APIRouter, Query, Request, Response
 from shared.models.enums import JobStatus
 from shared.queries.pagination import MAX_PAGE
 from shared.ratelimit import rate_limit
-from shared.web import CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep, error_responses
+from shared.web import (
+    CallerId,
+    CurrentUser,
+    Idempotent,
+    Quota,
+    ReadSessionDep,
+    SessionDep,
+    error_responses,
+)
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
 from ..schemas import (
@@ -36,13 +44,20 @@ JOB_CREATES = [rate_limit("jobs.create", "rate_limit_job_creates_per_minute")]
     responses=error_responses(CampaignNotFound, CreatorsLimitReached),
 )
 async def create_job(
-    body: JobCreate, request: Request, session: SessionDep, user_id: CallerId, quota: Quota
+    body: JobCreate,
+    request: Request,
+    session: SessionDep,
+    user_id: CallerId,
+    quota: Quota,
+    operation: Idempotent,
 ) -> JobPublic:
     """Validate, reserve ``target_results`` creators from billing (403
     ``creators_limit_reached`` beyond this month's allowance, 503 when billing cannot be
     asked), then queue the job; workers fill it in the background (poll ``GET /jobs/{id}``)."""
     provider = request.app.state.settings.scraping_provider
-    job = await JobService(session).create(quota, user_id=user_id, body=body, provider=provider)
+    job = await JobService(session).create(
+        quota, user_id=user_id, body=body, provider=provider, operation=operation.id
+    )
     return JobPublic.of(job)
 
 

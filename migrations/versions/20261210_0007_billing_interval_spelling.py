@@ -5,8 +5,8 @@ body (checkout, onboarding) says ``monthly`` / ``yearly``; the column now holds 
 and Stripe's are translated where Stripe objects are read. Widening a varchar does not rewrite
 the table; the UPDATE touches only subscribed users' rows.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-10 12:00:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
