@@ -23,7 +23,7 @@ from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.pagination import InvalidPage, Page, PageQuery, newest_first
 
-from .schemas import MAX_RESULTS_LIMIT
+from ..schemas import MAX_RESULTS_LIMIT
 
 LIVE = (JobStatus.pending, JobStatus.processing)
 _keys: sa.Table = ScrapingJobCreator.__table__  # type: ignore[assignment]

@@ -35,11 +35,11 @@ from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, Se
 from shared.queries.pagination import Page
 from shared.quota import QuotaClient
 
-from .creators import Creator
-from .errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from .providers import Provider, ProviderError, SearchPage, SearchQuery
-from .repository import JobRepository, ResultsPage
-from .schemas import JobCreate
+from ..creators import Creator
+from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
+from ..providers import Provider, ProviderError, SearchPage, SearchQuery
+from ..repository import JobRepository, ResultsPage
+from ..schemas import JobCreate
 
 log = logging.getLogger("scout.scraping")
 

@@ -36,15 +36,15 @@ from shared.queries.pagination import Page
 from shared.quota import QuotaClient
 from shared.scheduler import schedule_job
 
-from .errors import CampaignLimitReached, CampaignNotFound, IllegalStatusTransition, ListNotFound
-from .repository import (
+from ..errors import CampaignLimitReached, CampaignNotFound, IllegalStatusTransition, ListNotFound
+from ..repository import (
     CampaignRepository,
     DashboardRepository,
     JobSummary,
     ListItemRow,
     ListRepository,
 )
-from .schemas import (
+from ..schemas import (
     CampaignCreate,
     CampaignUpdate,
     CreatorInput,
