@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.models import ScrapingJob
 from shared.models.enums import JobStatus, Platform, SearchType
+from shared.results import ResultsFilter
 
 MAX_KEYWORDS = 50
 MAX_RESULTS_LIMIT = 500  # creators per results page
@@ -126,3 +127,10 @@ class ResultsPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None
+
+
+class ResultsQuery(ResultsFilter):
+    """``GET /jobs/{id}/results``'s query: the window and the narrowing (all bounded)."""
+
+    offset: int = Field(default=0, ge=0, le=MAX_RESULTS_OFFSET)
+    limit: int = Field(default=100, ge=1, le=MAX_RESULTS_LIMIT)
