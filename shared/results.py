@@ -10,8 +10,10 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
+from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.errors import DependencyUnavailable
 from shared.models.enums import Platform
 
 # Far beyond any creator's audience, far inside a bigint: a larger bound is a 422, never a 500.
@@ -20,6 +22,9 @@ MAX_QUERY_LENGTH = 100
 MAX_KEY_LENGTH = 255
 # Creators one question returns: a reply stays well inside NATS's 1 MiB message limit.
 MAX_CREATORS_PER_ANSWER = 500
+CREATORS = "scraping.results.creators"
+# Room for a busy scraping worker; the question only reads, so asking again is always safe.
+TIMEOUT_SECONDS = 5.0
 
 
 class ResultsSort(StrEnum):
@@ -117,3 +122,24 @@ class JobCreatorsReply(BaseModel):
     @classmethod
     def of(cls, creators: list[dict[str, Any]], **rest: Any) -> "JobCreatorsReply":
         return cls(creators=[JobCreator.model_validate(c) for c in creators], **rest)
+
+
+class ResultsClient:
+    """The one client for asking scraping for a job's creators (``scraping.results.creators``).
+
+    Fails closed like the quota client: NATS down, nobody answering, no answer within the
+    timeout or scraping failing → :class:`DependencyUnavailable` (503). Scraping's own refusals
+    (``job_not_found``) arrive as ``shared.events.rpc.RemoteError`` with their status and code.
+    """
+
+    def __init__(self, nc: NATS | None, prefix: str = "", *, timeout: float = TIMEOUT_SECONDS):
+        self.nc, self.prefix, self.timeout = nc, prefix, timeout
+
+    async def creators(self, request: JobCreatorsRequest) -> JobCreatorsReply:
+        from shared.events import rpc  # the catalogue imports this module's models
+
+        if self.nc is None or not self.nc.is_connected:
+            raise DependencyUnavailable("NATS is unreachable, so scraping cannot be asked.")
+        return await rpc.request(
+            self.nc, CREATORS, request, prefix=self.prefix, timeout=self.timeout
+        )
