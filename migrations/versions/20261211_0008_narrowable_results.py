@@ -3,10 +3,11 @@
 ``scraping_job_creators`` (one row per creator of a job, the dedupe key) now also holds the
 creator's job-wide discovery ``ordinal``, the ``creator`` as served, and columns generated from
 it for the results' filters and sorts: ``followers``, ``verified``, ``has_email`` and
-``search_text`` (lower-cased username, display name and bio, searched through a pg_trgm GIN
-index). Ordered indexes on ``(job_id, ordinal)`` and ``(job_id, followers, ordinal)`` (both
-directions, unknown followers last) carry the filter flags, so a narrowed or sorted page walks
-an index instead of the job.
+``search_text`` (lower-cased username, display name and bio, searched through one GIN index
+of the job id (btree_gin) and the text's trigrams (pg_trgm), both contrib extensions).
+Ordered indexes on ``(job_id, ordinal)`` and ``(job_id, followers, ordinal)`` (both directions,
+unknown followers last) carry the filter flags, so a narrowed or sorted page walks an index
+instead of the job.
 
 Data migration: each existing key row takes its ordinal and creator from the stored batches
 (``scraping_results``, unchanged), matched on the creator key. Downgrade drops the new columns
@@ -51,6 +52,7 @@ UPDATE {TABLE} AS k
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
     op.add_column(TABLE, sa.Column("ordinal", sa.Integer(), nullable=True))
     op.add_column(TABLE, sa.Column("creator", sa.dialects.postgresql.JSONB(), nullable=True))
     op.execute(BACKFILL)
@@ -85,7 +87,7 @@ def upgrade() -> None:
             postgresql_include=INCLUDE,
         )
     op.create_index(
-        "ix_scraping_job_creators_search_text_trgm", TABLE, ["search_text"],
+        "ix_scraping_job_creators_job_id_search_text_trgm", TABLE, ["job_id", "search_text"],
         postgresql_using="gin", postgresql_ops={"search_text": "gin_trgm_ops"},
     )  # fmt: skip
 
@@ -93,7 +95,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
     for index in (
-        "ix_scraping_job_creators_search_text_trgm",
+        "ix_scraping_job_creators_job_id_search_text_trgm",
         "ix_scraping_job_creators_followers_asc",
         "ix_scraping_job_creators_followers_desc",
         "uq_scraping_job_creators_job_id_ordinal",
@@ -103,4 +105,5 @@ def downgrade() -> None:
     op.drop_constraint(op.f("ck_scraping_job_creators_ordinal_non_negative"), TABLE, type_="check")
     for column in ("search_text", "has_email", "verified", "followers", "creator", "ordinal"):
         op.drop_column(TABLE, column)
+    op.execute("DROP EXTENSION IF EXISTS btree_gin")
     op.execute("DROP EXTENSION IF EXISTS pg_trgm")

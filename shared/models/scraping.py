@@ -196,9 +196,12 @@ class ScrapingJobCreator(TableBase, table=True):
             "ordinal",
             postgresql_include=FILTER_COLUMNS,
         ),
-        # q: case-insensitive substring of username, display name or bio (pg_trgm).
+        # q: case-insensitive substring of username, display name or bio, within one job:
+        # pg_trgm for the text and btree_gin for the job id in ONE index, so the lookup never
+        # reads trigrams of other jobs' creators.
         sa.Index(
-            "ix_scraping_job_creators_search_text_trgm",
+            "ix_scraping_job_creators_job_id_search_text_trgm",
+            "job_id",
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},

@@ -161,6 +161,8 @@ async def test_without_filters_or_sort_the_page_is_the_stored_batches(stored):
     body = (await stored.get(offset=115, limit=10)).json()
     assert [c["creator_key"] for c in body["items"]] == [f"c{n}" for n in range(115, 125)]
     assert body["total"] == 300 and body["next_offset"] == 125
+    deep = await stored.get(offset=10_001)  # any depth: batches are found by position
+    assert deep.status_code == 200 and deep.json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -181,6 +183,8 @@ async def test_without_filters_or_sort_the_page_is_the_stored_batches(stored):
         {"limit": 501},
         {"offset": -1},
         {"offset": 10**10},
+        {"sort": "followers_desc", "offset": 10_001},  # narrowed pages stop at 10,000
+        {"verified": True, "offset": 10_001},
     ],
     ids=lambda p: ",".join(f"{k}={str(v)[:12]}" for k, v in p.items()),
 )

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaign.repository import CampaignRepository, DashboardRepository, ListRepository
 from services.scraping.repository import JobRepository, ResultsRepository
+from services.scraping.schemas import MAX_NARROWED_OFFSET
 from shared.db import libpq_url, make_engine, session_factory
 from shared.queries import users
 from shared.queries.sessions import read_session_factory
@@ -165,7 +166,8 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
 
 def _narrowed(clerk: str, job: uuid.UUID, record: dict[str, Any]) -> list[Pattern]:
     """``GET /jobs/{id}/results`` with filters and sorts, at offset 0 and at a deep page."""
-    deep = max(0, record["heavy_job"]["creators"] // 2)
+    # The deepest page a narrowed or sorted listing serves (or the job's middle, if smaller).
+    deep = max(0, min(record["heavy_job"]["creators"] // 2, MAX_NARROWED_OFFSET - RESULTS_LIMIT))
     cases = [
         ("sorted followers_desc", ResultsFilter(sort=ResultsSort.followers_desc), 0),
         ("sorted followers_asc deep", ResultsFilter(sort=ResultsSort.followers_asc), deep),

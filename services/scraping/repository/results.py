@@ -4,13 +4,19 @@ Reads the per-creator rows of ``scraping_job_creators`` (see the model): the pag
 come from an ordered index walk — ``(job_id, ordinal)`` for discovery order,
 ``(job_id, followers, ordinal)`` in either direction for the follower sorts, each carrying
 ``verified`` and ``has_email`` so those filters need no heap visit — and only the page's rows
-are then fetched for their creators. ``q`` matches through the pg_trgm index on
-``search_text`` when it is selective, or filters the ordered walk when it is not.
+are then fetched for their creators. ``q`` matches through one GIN index of
+``(job_id, search_text)`` (btree_gin + pg_trgm) when it is selective, or filters the ordered
+walk when it is not.
 
-``total`` is exact up to :data:`COUNT_CAP` matches (far above any job Scout creates: a search
-stores at most 1,000 creators); counting stops there, so a page of a huge job never counts the
-whole job, and the page says ``total_capped`` when it stopped. Without filters the total is the
-job's stored count, read from the job row.
+Cost: the page's rows are fetched, plus the index entries the walk passes on its way: at most
+``offset`` + the non-matching ones in between. ``offset`` of a narrowed or sorted page is
+bounded (:data:`MAX_NARROWED_OFFSET`, 422 beyond), so no page walks a whole 100k-creator job.
+
+``total`` is exact up to :data:`COUNT_CAP` matches — every job Scout creates holds at most
+1,000 creators (``target_results``), so for those it is always exact; counting stops there, so
+a page of a bigger (imported or seeded) job never counts the whole job, and the page says
+``total_capped`` when it stopped. Without filters the total is the job's stored count, read
+from the job row.
 """
 
 import uuid
@@ -21,11 +27,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.queries.pagination import InvalidPage
 from shared.results import ResultsFilter, ResultsSort
 
+from ..schemas import MAX_NARROWED_OFFSET
 from .jobs import validate_window
 
-COUNT_CAP = 10_000
+# The most creators a search stores (``ck_scraping_jobs_target_results_range``).
+COUNT_CAP = 1_000
 
 _ORDER = {
     ResultsSort.found: "{t}.ordinal",
@@ -166,6 +175,9 @@ class ResultsRepository:
         """A page of the caller's job narrowed by ``query``'s filters in its sort order (one
         statement), or None when the job does not exist or is another user's."""
         validate_window(offset, limit)
+        if offset > MAX_NARROWED_OFFSET:
+            raise InvalidPage(f"offset of a narrowed or sorted page is at most "
+                              f"{MAX_NARROWED_OFFSET}, got {offset}.")  # fmt: skip
         filters, params = _params(query)
         params |= {"job_id": job_id, "clerk_user_id": clerk_user_id,
                    "offset": offset, "limit": limit}  # fmt: skip
