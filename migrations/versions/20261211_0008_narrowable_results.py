@@ -4,7 +4,7 @@
 creator's job-wide discovery ``ordinal``, the ``creator`` as served, and columns generated from
 it for the results' filters and sorts: ``followers``, ``verified``, ``has_email`` and
 ``search_text`` (lower-cased username, display name and bio, searched through one GIN index
-of the job id (btree_gin) and the text's trigrams (pg_trgm), both contrib extensions).
+of the job id and flags (btree_gin) and the text's trigrams (pg_trgm), both contrib extensions).
 Ordered indexes on ``(job_id, ordinal)`` and ``(job_id, followers, ordinal)`` (both directions,
 unknown followers last) carry the filter flags, so a narrowed or sorted page walks an index
 instead of the job.
@@ -87,7 +87,7 @@ def upgrade() -> None:
             postgresql_include=INCLUDE,
         )
     op.create_index(
-        "ix_scraping_job_creators_job_id_search_text_trgm", TABLE, ["job_id", "search_text"],
+        "ix_scraping_job_creators_search_gin", TABLE, ["job_id", *INCLUDE, "search_text"],
         postgresql_using="gin", postgresql_ops={"search_text": "gin_trgm_ops"},
     )  # fmt: skip
 
@@ -95,7 +95,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
     for index in (
-        "ix_scraping_job_creators_job_id_search_text_trgm",
+        "ix_scraping_job_creators_search_gin",
         "ix_scraping_job_creators_followers_asc",
         "ix_scraping_job_creators_followers_desc",
         "uq_scraping_job_creators_job_id_ordinal",

@@ -197,11 +197,13 @@ class ScrapingJobCreator(TableBase, table=True):
             postgresql_include=FILTER_COLUMNS,
         ),
         # q: case-insensitive substring of username, display name or bio, within one job:
-        # pg_trgm for the text and btree_gin for the job id in ONE index, so the lookup never
-        # reads trigrams of other jobs' creators.
+        # pg_trgm for the text and btree_gin for the job id and flags in ONE index, so the
+        # lookup never reads trigrams of other jobs' creators and q with the flags narrows to
+        # exact candidates before any row is read.
         sa.Index(
-            "ix_scraping_job_creators_job_id_search_text_trgm",
+            "ix_scraping_job_creators_search_gin",
             "job_id",
+            *FILTER_COLUMNS,
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},

@@ -177,6 +177,7 @@ def _narrowed(clerk: str, job: uuid.UUID, record: dict[str, Any]) -> list[Patter
             verified=True, has_email=True, sort=ResultsSort.followers_desc), 0),
         ("narrowed q", ResultsFilter(q=record["keyword"]), 0),
         ("narrowed q, rare", ResultsFilter(q="creator1234"), 0),
+        ("narrowed q + verified + email", ResultsFilter(q="mail", verified=True, has_email=True), 0),
     ]  # fmt: skip
 
     def call(query: ResultsFilter, offset: int) -> Call:

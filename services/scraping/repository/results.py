@@ -5,8 +5,8 @@ come from an ordered index walk — ``(job_id, ordinal)`` for discovery order,
 ``(job_id, followers, ordinal)`` in either direction for the follower sorts, each carrying
 ``verified`` and ``has_email`` so those filters need no heap visit — and only the page's rows
 are then fetched for their creators. ``q`` matches through one GIN index of
-``(job_id, search_text)`` (btree_gin + pg_trgm) when it is selective, or filters the ordered
-walk when it is not.
+``(job_id, verified, has_email, search_text)`` (btree_gin + pg_trgm) when it is selective, or
+filters the ordered walk when it is not.
 
 Cost: the page's rows are fetched, plus the index entries the walk passes on its way: at most
 ``offset`` + the non-matching ones in between. ``offset`` of a narrowed or sorted page is
