@@ -38,14 +38,19 @@ class ResultsService:
         platform = await self.repo.job_platform(request.user_id, request.job_id)
         if platform is None:
             raise JobNotFound()
+
+        def creator(key: str, stored: str) -> dict:
+            # The row's own key and the job's platform, whatever an old creator omitted.
+            return {**orjson.loads(stored), "creator_key": key, "platform": platform}
+
         if request.creator_keys is not None:
             wanted = [creator_key(k) for k in request.creator_keys]
             found = await self.repo.by_keys(request.job_id, platform, list(dict.fromkeys(wanted)))
-            stored = {key: orjson.loads(c) for key, c in found if c is not None}
+            stored = {key: creator(key, c) for key, c in found if c is not None}
             missing = list(dict.fromkeys(k for k in wanted if k not in stored))
             return JobCreatorsReply.of([stored[k] for k in wanted if k in stored], missing=missing)
         rows = await self.repo.matching(
             request.job_id, request.filter, offset=request.offset, limit=request.limit + 1
         )
-        creators = [orjson.loads(c) for _, c in rows[: request.limit]]
+        creators = [creator(key, c) for key, c in rows[: request.limit]]
         return JobCreatorsReply.of(creators, more=len(rows) > request.limit)
