@@ -157,7 +157,11 @@ async def test_deleting_a_user_leaves_no_orphans(session):
             job_id=job.id, batch_no=0, first_ordinal=0, creator_count=1, creators=[{"u": 1}]
         )
     )
-    session.add(ScrapingJobCreator(job_id=job.id, platform="tiktok", creator_key="someone"))
+    session.add(
+        ScrapingJobCreator(
+            job_id=job.id, platform="tiktok", creator_key="someone", ordinal=0, creator={"u": 1}
+        )
+    )
     await make_list(session, user)
     await session.flush()
     await session.execute(sa.delete(User).where(User.id == user.id))
@@ -177,21 +181,72 @@ async def test_deleting_a_user_leaves_no_orphans(session):
 async def test_creator_dedupe_within_a_job_is_enforced(session):
     user = await make_user(session)
     job = await make_job(session, await make_campaign(session, user))
-    session.add(ScrapingJobCreator(job_id=job.id, platform="tiktok", creator_key="alice"))
+    session.add(
+        ScrapingJobCreator(
+            job_id=job.id, platform="tiktok", creator_key="alice", ordinal=0, creator={}
+        )
+    )
     await session.flush()
+    insert = (
+        "INSERT INTO scraping_job_creators (job_id, platform, creator_key, ordinal, creator)"
+        " VALUES (:j, 'tiktok', :key, :ordinal, '{}')"
+    )
     await rejected(
         session,
-        "INSERT INTO scraping_job_creators (job_id, platform, creator_key) VALUES (:j, 'tiktok', 'alice')",
-        {"j": job.id},
+        insert,
+        {"j": job.id, "key": "alice", "ordinal": 1},
         constraint="uq_scraping_job_creators_job_id_platform_creator_key",
     )
     # Keys are stored normalised, so 'Alice ' cannot sneak past the unique constraint.
     await rejected(
         session,
-        "INSERT INTO scraping_job_creators (job_id, platform, creator_key) VALUES (:j, 'tiktok', 'Alice ')",
-        {"j": job.id},
+        insert,
+        {"j": job.id, "key": "Alice ", "ordinal": 1},
         constraint="ck_scraping_job_creators_creator_key_normalised",
     )
+    # One creator per position of the job: discovery order is a total order.
+    await rejected(
+        session,
+        insert,
+        {"j": job.id, "key": "bob", "ordinal": 0},
+        constraint="uq_scraping_job_creators_job_id_ordinal",
+    )
+
+
+async def test_filter_columns_are_generated_from_the_stored_creator(session):
+    user = await make_user(session)
+    job = await make_job(session, await make_campaign(session, user))
+    creators = [
+        {"username": "Ann", "display_name": "Ann B", "bio": "Yoga Teacher", "followers": 1200,
+         "verified": True, "emails": ["a@x.io"]},
+        {"username": "cy", "followers": None, "verified": "yes", "emails": "a@x.io"},
+        {},
+    ]  # fmt: skip
+    for ordinal, creator in enumerate(creators):
+        session.add(
+            ScrapingJobCreator(
+                job_id=job.id, platform="tiktok", creator_key=f"k{ordinal}", ordinal=ordinal,
+                creator=creator,
+            )
+        )  # fmt: skip
+    await session.flush()
+    rows = (
+        await session.execute(
+            sa.select(
+                ScrapingJobCreator.followers,
+                ScrapingJobCreator.verified,
+                ScrapingJobCreator.has_email,
+                ScrapingJobCreator.search_text,
+            )
+            .where(ScrapingJobCreator.job_id == job.id)
+            .order_by(ScrapingJobCreator.ordinal)
+        )
+    ).all()
+    assert [tuple(r) for r in rows] == [
+        (1200, True, True, "ann ann b yoga teacher"),
+        (None, False, False, "cy  "),  # only a JSON true verifies, only a non-empty array mails
+        (None, False, False, "  "),
+    ]
 
 
 async def test_result_batches_are_bounded_and_consistent(session):

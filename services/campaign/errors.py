@@ -15,6 +15,13 @@ class ListNotFound(NotFound):
     detail = "No such list."
 
 
+class JobNotFound(NotFound):
+    """``from_job`` names a job the caller does not have (another user's answers the same)."""
+
+    code = "job_not_found"
+    detail = "No such job."
+
+
 class IllegalStatusTransition(Conflict):
     """A status change that is not the next step of draft → active → completed → archived."""
 

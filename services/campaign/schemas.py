@@ -16,8 +16,11 @@ from shared.models.enums import (
     Platform,
     SearchType,
 )
+from shared.results import MAX_CREATORS_PER_ANSWER, MAX_KEY_LENGTH, ResultsFilter
 
 T = TypeVar("T")
+# ``from_job`` with ``all``: at most this many creators go into the list in one request.
+MAX_FROM_JOB = 5_000
 
 MAX_BULK_ITEMS = 500
 # Deep pages are refused before OFFSET arithmetic can overflow (and they would be slow anyway).
@@ -204,14 +207,62 @@ class CreatorInput(Body):
         return value
 
 
+class FromJob(ResultsFilter):
+    """Creators of one of the caller's search jobs, as scraping stored them: those named by
+    ``creator_keys`` (1 to 500), or ``all`` the job's creators narrowed by the results filters
+    (the first 5,000 in ``sort`` order)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: uuid.UUID
+    creator_keys: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_CREATORS_PER_ANSWER
+    )
+    all: bool | None = None
+
+    @field_validator("creator_keys")
+    @classmethod
+    def _keys(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for key in value:
+            if not 1 <= len(key.strip()) <= MAX_KEY_LENGTH or "\x00" in key:
+                raise ValueError(f"each creator key must be 1 to {MAX_KEY_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> "FromJob":
+        if (self.creator_keys is None) == (self.all is None):
+            raise ValueError("from_job takes either creator_keys or all: true")
+        if self.all is False:
+            raise ValueError("all must be true when given")
+        if self.creator_keys is not None and (self.narrows or self.sort != "found"):
+            raise ValueError("filters and sort go with all: true, not with creator_keys")
+        return self
+
+
 class ItemsAdd(Body):
-    items: list[CreatorInput] = Field(min_length=1, max_length=MAX_BULK_ITEMS)
+    """Creators sent in the body (``items``), or taken from a search job (``from_job``)."""
+
+    items: list[CreatorInput] | None = Field(default=None, min_length=1, max_length=MAX_BULK_ITEMS)
+    from_job: FromJob | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ItemsAdd":
+        if (self.items is None) == (self.from_job is None):
+            raise ValueError("send either items or from_job")
+        return self
 
 
 class ItemsAdded(BaseModel):
     added: int
     skipped: int
     attempted: int
+
+
+class ItemsAddedFromJob(ItemsAdded):
+    missing: list[str]  # creator keys the job does not hold
+    truncated: bool  # the narrowed set held more than 5,000 creators; the first 5,000 went in
 
 
 class ItemChange(Body):

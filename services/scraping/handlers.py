@@ -3,15 +3,17 @@
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.catalogue import SearchWorkItem
 from shared.events.envelope import Envelope
 from shared.events.failures import is_transient
+from shared.events.rpc import RpcHandler
+from shared.results import JobCreatorsReply, JobCreatorsRequest
 from shared.scheduler import Job
 
 from .providers import Provider
-from .service import JobService
+from .service import JobService, ResultsService
 
 log = logging.getLogger("scout.scraping.worker")
 
@@ -62,3 +64,14 @@ async def on_campaign_deleted(session: AsyncSession, envelope: Envelope) -> None
 async def sweep_timeouts(session: AsyncSession, job: Job) -> dict[str, Any]:
     """Scheduled: jobs past ``timeout_at`` end as ``timeout`` (none stays processing forever)."""
     return {"timed_out": await JobService(session).sweep_timeouts()}
+
+
+def results_creators_handler(sessions: async_sessionmaker[AsyncSession]) -> RpcHandler:
+    """``scraping.results.creators``: creators of a user's job, from the stored results
+    (read-only; another user's job or none → ``job_not_found``)."""
+
+    async def creators(request: JobCreatorsRequest) -> JobCreatorsReply:
+        async with sessions() as session, session.begin():
+            return await ResultsService(session).creators(request)
+
+    return creators

@@ -9,12 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.models import ScrapingJob
 from shared.models.enums import JobStatus, Platform, SearchType
+from shared.results import ResultsFilter
 
 MAX_KEYWORDS = 50
 MAX_RESULTS_LIMIT = 500  # creators per results page
 # Far beyond any job (target_results is at most 1,000; the seed's largest job holds 100,000), and
 # far inside what Postgres and the JSON encoder take: a bigger offset is a 422, never a 500.
 MAX_RESULTS_OFFSET = 1_000_000_000
+# Deepest narrowed or sorted page (Elasticsearch's result window, for the same reason: each
+# page walks its offset in an index).
+MAX_NARROWED_OFFSET = 10_000
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _REGION = re.compile(r"^[A-Za-z]{2}$")
 
@@ -126,3 +130,18 @@ class ResultsPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None
+
+
+class ResultsQuery(ResultsFilter):
+    """``GET /jobs/{id}/results``'s query: the window and the narrowing (all bounded)."""
+
+    offset: int = Field(default=0, ge=0, le=MAX_RESULTS_OFFSET)
+    limit: int = Field(default=100, ge=1, le=MAX_RESULTS_LIMIT)
+
+    @model_validator(mode="after")
+    def _narrowed_window(self) -> "ResultsQuery":
+        if (self.narrows or self.sort != "found") and self.offset > MAX_NARROWED_OFFSET:
+            raise ValueError(
+                f"offset of a narrowed or sorted page is at most {MAX_NARROWED_OFFSET}"
+            )
+        return self

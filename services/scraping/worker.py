@@ -1,4 +1,5 @@
-"""The scraping worker: search work items, purges, and the timeout sweeper.
+"""The scraping worker: search work items, purges, the timeout sweeper, and the answer to
+"which creators of this job?" (``scraping.results.creators``, request/reply).
 
 Work items sit on the ``SCRAPING_WORK`` work-queue stream; every worker process binds the same
 durable pull consumer, so JetStream hands each item to exactly one of them and the load is
@@ -53,6 +54,7 @@ def build(
                 "campaign", {"campaign.campaign.deleted.v1": handlers.on_campaign_deleted}
             ),
         ],
+        rpc={"scraping.results.creators": handlers.results_creators_handler(ctx.sessions)},
         jobs={"scraping.sweep_timeouts": handlers.sweep_timeouts},
         schedules=SCHEDULES,
         tasks=[close_provider],

@@ -27,6 +27,7 @@ from shared.models.enums import (
     SubscriptionStatus,
     UsageResource,
 )
+from shared.results import JobCreatorsReply, JobCreatorsRequest
 
 from .envelope import event_subject
 
@@ -324,5 +325,8 @@ RPC: dict[str, RpcSpec] = {
         RpcSpec("billing.usage.reserve", _B, UsageReserveRequest, UsageReserveReply),
         RpcSpec("billing.usage.release", _B, UsageReleaseRequest, UsageReleaseReply),
         RpcSpec("billing.usage.release_key", _B, UsageReleaseKeyRequest, UsageReleaseReply),
+        RpcSpec(
+            "scraping.results.creators", Service.scraping, JobCreatorsRequest, JobCreatorsReply
+        ),
     )
 }

@@ -133,8 +133,34 @@ class ScrapingResult(TableBase, table=True):
     )
 
 
+# The creator's queryable fields, generated from its stored JSON (one source of truth: the
+# columns can never disagree with the creator a page serves).
+_FOLLOWERS = (
+    "CASE WHEN jsonb_typeof(creator -> 'followers') = 'number'"
+    " THEN (creator ->> 'followers')::numeric::bigint END"
+)
+_VERIFIED = "coalesce(creator -> 'verified' = 'true'::jsonb, false)"
+_HAS_EMAIL = (
+    "coalesce(jsonb_typeof(creator -> 'emails') = 'array'"
+    " AND creator -> 'emails' <> '[]'::jsonb, false)"
+)
+_SEARCH_TEXT = (
+    "lower(coalesce(creator ->> 'username', '') || ' ' || coalesce(creator ->> 'display_name', '')"
+    " || ' ' || coalesce(creator ->> 'bio', ''))"
+)
+# What the narrowing filters read besides the sort key: carried in the ordered indexes so a
+# filtered page is an index-only walk until its rows are fetched.
+FILTER_COLUMNS = ["verified", "has_email"]
+
+
 class ScrapingJobCreator(TableBase, table=True):
-    """Per-job creator dedupe key: the unique constraint is the cross-worker dedupe."""
+    """One creator of a job: the dedupe key (the unique constraint is the cross-worker dedupe),
+    its job-wide discovery ``ordinal``, the creator as served, and the columns the results'
+    filters and sorts read, each generated from the creator.
+
+    Discovery-order pages without filters read the bounded ``scraping_results`` batches;
+    narrowed or sorted pages and lookups by key read these rows through their indexes.
+    """
 
     __tablename__ = "scraping_job_creators"
     __table_args__ = (
@@ -144,6 +170,44 @@ class ScrapingJobCreator(TableBase, table=True):
             "creator_key = lower(btrim(creator_key)) AND creator_key <> ''",
             name="creator_key_normalised",
         ),
+        sa.CheckConstraint("ordinal >= 0", name="ordinal_non_negative"),
+        sa.CheckConstraint("jsonb_typeof(creator) = 'object'", name="creator_is_object"),
+        # Discovery order (sort=found with filters), and a job's n-th creator.
+        sa.Index(
+            "uq_scraping_job_creators_job_id_ordinal",
+            "job_id",
+            "ordinal",
+            unique=True,
+            postgresql_include=["followers", *FILTER_COLUMNS],
+        ),
+        # sort=followers_desc / followers_asc (unknown follower counts last in both), and
+        # follower ranges in any order.
+        sa.Index(
+            "ix_scraping_job_creators_followers_desc",
+            "job_id",
+            sa.text("followers DESC NULLS LAST"),
+            "ordinal",
+            postgresql_include=FILTER_COLUMNS,
+        ),
+        sa.Index(
+            "ix_scraping_job_creators_followers_asc",
+            "job_id",
+            sa.text("followers ASC NULLS LAST"),
+            "ordinal",
+            postgresql_include=FILTER_COLUMNS,
+        ),
+        # q: case-insensitive substring of username, display name or bio, within one job:
+        # pg_trgm for the text and btree_gin for the job id and flags in ONE index, so the
+        # lookup never reads trigrams of other jobs' creators and q with the flags narrows to
+        # exact candidates before any row is read.
+        sa.Index(
+            "ix_scraping_job_creators_search_gin",
+            "job_id",
+            *FILTER_COLUMNS,
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
     )
 
     job_id: uuid.UUID = Field(
@@ -151,3 +215,20 @@ class ScrapingJobCreator(TableBase, table=True):
     )
     platform: str = enum_column(Platform)
     creator_key: str = Field(sa_type=sa.String(255), nullable=False)
+    ordinal: int = Field(nullable=False)
+    creator: dict[str, Any] = Field(sa_type=JSONB, nullable=False)
+    followers: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Computed(_FOLLOWERS, persisted=True))
+    )
+    verified: bool | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Boolean, sa.Computed(_VERIFIED, persisted=True), nullable=False),
+    )
+    has_email: bool | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Boolean, sa.Computed(_HAS_EMAIL, persisted=True), nullable=False),
+    )
+    search_text: str | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Text, sa.Computed(_SEARCH_TEXT, persisted=True), nullable=False),
+    )

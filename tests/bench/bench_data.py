@@ -27,12 +27,13 @@ import psycopg
 from services.campaign.repository import CampaignRepository
 from services.scraping.creators import Creator
 from services.scraping.providers import SearchPage
-from services.scraping.repository import JobRepository
+from services.scraping.repository import JobRepository, ResultsRepository
 from services.scraping.service import JobService
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.sessions import read_session_factory
+from shared.results import ResultsFilter, ResultsSort
 from shared.settings import LOCAL_POSTGRES_URL
 from tooling import migrate
 
@@ -40,7 +41,12 @@ from .bench_events import create_database, drop_database
 
 
 def _creator(i: int) -> dict:
-    return {"handle": f"creator{i}", "platform": "tiktok", "followers": 1000 + i, "er": 3.2}
+    key = f"creator{i}"
+    return {
+        "creator_key": key, "username": key, "platform": "tiktok", "bio": "food and travel",
+        "followers": 1000 + (i * 7919) % 900_000, "verified": i % 8 == 0,
+        "emails": [f"{key}@x.io"] if i % 5 == 0 else [], "er": 3.2,
+    }  # fmt: skip
 
 
 def _setup(url: str, jobs: int, campaigns_for: tuple[int, ...] = ()) -> tuple[uuid.UUID, list]:
@@ -88,7 +94,7 @@ async def ingest(url: str, creators: int) -> tuple[float, float]:
         async with transaction(factory) as session:
             repo = JobRepository(session)
             await repo.lock(ours)
-            pairs = [(c["handle"], c) for c in batch]
+            pairs = [(c["creator_key"], c) for c in batch]
             added, stored = await repo.store_creators(ours, "tiktok", pairs, 10**9)
             assert added == len(ids) and stored == start + len(ids)
     ours_rate = creators / (time.perf_counter() - started)
@@ -98,10 +104,12 @@ async def ingest(url: str, creators: int) -> tuple[float, float]:
 
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(
-            "COPY scraping_job_creators (job_id, platform, creator_key) FROM STDIN"
+            "COPY scraping_job_creators (job_id, platform, creator_key, ordinal, creator) FROM STDIN"
         ) as cp:
             for i in range(creators):
-                cp.write_row((theirs, "tiktok", f"creator{i}"))
+                cp.write_row(
+                    (theirs, "tiktok", f"creator{i}", i, orjson.dumps(_creator(i)).decode())
+                )
         with cur.copy(
             "COPY scraping_results (job_id, batch_no, first_ordinal, creator_count, creators) FROM STDIN"
         ) as cp:
@@ -188,12 +196,21 @@ async def growth(url: str) -> None:
                 for b, first in enumerate(range(0, size, RESULT_BATCH_MAX)):
                     chunk = [_creator(i) for i in range(first, first + RESULT_BATCH_MAX)]
                     cp.write_row((job, b, first, len(chunk), orjson.dumps(chunk).decode()))
+            with cur.copy(
+                "COPY scraping_job_creators (job_id, platform, creator_key, ordinal, creator)"
+                " FROM STDIN"
+            ) as cp:
+                for i in range(size):
+                    cp.write_row(
+                        (job, "tiktok", f"creator{i}", i, orjson.dumps(_creator(i)).decode())
+                    )
             cur.execute(
                 "UPDATE scraping_jobs SET processed_results = %s WHERE id = %s", (size, job)
             )
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE scraping_results")
+        conn.execute("VACUUM ANALYZE scraping_job_creators")
         conn.execute("VACUUM ANALYZE campaigns")
     engine = make_engine(url, pool_size=1)
     reads = read_session_factory(engine)
@@ -207,6 +224,24 @@ async def growth(url: str) -> None:
         first = await _p50(lambda job=job: page(job_id=job, offset=0, limit=50))
         last = await _p50(lambda job=job, size=size: page(job_id=job, offset=size - 50, limit=50))
         print(f"  job of {size:>7,}: offset 0 {first:.3f}   last page {last:.3f}")
+
+    async def narrowed(job, query):
+        async with reads() as s:
+            await ResultsRepository(s).narrowed_page("user_bench", job, query, offset=0, limit=50)
+
+    print("narrowed results page (50 creators), p50 ms")
+    queries = {
+        "followers_desc": ResultsFilter(sort=ResultsSort.followers_desc),
+        "verified": ResultsFilter(verified=True),
+        "q + email, followers_asc": ResultsFilter(q="creator12", has_email=True,
+                                                 sort=ResultsSort.followers_asc),
+    }  # fmt: skip
+    for job, size in zip(jobs, sizes, strict=True):
+        figures = [
+            f"{name} {await _p50(lambda job=job, q=q: narrowed(job, q)):.3f}"
+            for name, q in queries.items()
+        ]
+        print(f"  job of {size:>7,}: " + "   ".join(figures))
 
     async def campaigns(owner, page_no=1):
         async with reads() as s:

@@ -85,7 +85,7 @@ async def test_the_readme_tour_runs_as_written(suite: DevSuite):
         f'"checkout_url":"{billing}/dev/checkout/cs_local_',  # the local checkout
         "user_123 is on Growth (active, billed monthly)",  # scout billing subscribe
         '"plan":"growth","subscription_status":"active"',  # the billing status
-        '"added":5,"skipped":0',  # five creators on the list
+        '"added":5,"skipped":0,"attempted":5,"missing":[],"truncated":false',  # from_job
     ):
         assert expected in text, f"{expected!r} not in the tour's output:\n{text}"
     csv_lines = [line for line in text.splitlines() if line.count(",") >= 3]

@@ -1,14 +1,17 @@
 """Every way a job ends settles its quota: cancel, timeout sweeper, provider failure, purges."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.scraping import worker as scraping_worker
 from services.scraping.service import JobService
 from shared.events.envelope import Envelope, prefixed
 from shared.models import ScrapingJob
+from shared.worker import WorkerContext, WorkerSpec
 
 from ..support.fake_provider import Fault, fake_scrapecreators
 from ..support.services import running_worker
@@ -222,6 +225,11 @@ async def test_campaign_and_user_deletion_purge_jobs_and_results(
         await eventually(purged)
 
 
+def _without_search(ctx: WorkerContext) -> WorkerSpec:
+    spec = scraping_worker.build(ctx)
+    return replace(spec, consumers=[c for c in spec.consumers if c.name != "search"])
+
+
 async def test_deleting_a_campaign_cancels_its_live_job_and_gives_the_quota_back(
     committed, service_settings, nats_prefix, nc, account
 ):
@@ -233,7 +241,9 @@ async def test_deleting_a_campaign_cancels_its_live_job_and_gives_the_quota_back
             nc, nats_prefix, "campaign.campaign.deleted",
             {"campaign_id": acct.campaign.id, "user_id": acct.user.id}, "campaign",
         )  # fmt: skip
-        async with running_worker("scraping", service_settings):
+        # Without its search consumer the job stays live (no page is stored before the
+        # deletion lands, which would rightly stay counted), so the whole hold must come back.
+        async with running_worker("scraping", service_settings, build=_without_search):
 
             async def settled() -> bool:
                 gone = await load_job(committed, created["id"]) is None

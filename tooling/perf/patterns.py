@@ -29,10 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaign.repository import CampaignRepository, DashboardRepository, ListRepository
-from services.scraping.repository import JobRepository
+from services.scraping.repository import JobRepository, ResultsRepository
+from services.scraping.schemas import MAX_NARROWED_OFFSET
 from shared.db import libpq_url, make_engine, session_factory
 from shared.queries import users
 from shared.queries.sessions import read_session_factory
+from shared.results import ResultsFilter, ResultsSort
+from tooling.perf.seeding.searches import creator_key
 
 # A table counts as big for the plan check when the planner expects at least this many rows.
 BIG_TABLE_ROWS = 10_000
@@ -76,6 +79,10 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
     job = uuid.UUID(record["heavy_job"]["id"])
     deep_offset = max(0, record["heavy_job"]["creators"] - RESULTS_LIMIT)  # the last page
     heavy_list = uuid.UUID(record["heavy_list"]["id"])
+    # 500 keys of the heavy job spread over it, and 50 it does not hold.
+    step = max(1, record["heavy_job"]["creators"] // 450)
+    keys = [creator_key(0, i) for i in range(0, record["heavy_job"]["creators"], step)][:450]
+    keys += [f"absent{i}" for i in range(500 - len(keys))]
     summary_campaign = uuid.UUID(record["summary_campaign"])
     return [
         # identity: GET /me (services.identity.service.ensure_profile)
@@ -128,6 +135,24 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
             ),
             f"offset {deep_offset}",
         ),
+        # scraping: GET /jobs/{id}/results narrowed and sorted
+        *_narrowed(heavy_clerk, job, record),
+        # scraping: POST /lists/{id}/items with from_job (scraping's answer to campaign)
+        Pattern(
+            "job creators by 500 keys",
+            lambda s: ResultsRepository(s).by_keys(job, record["heavy_job"]["platform"], keys),
+            "from_job creator_keys",
+        ),
+        Pattern(
+            "job creators narrowed, 500",
+            lambda s: ResultsRepository(s).matching(
+                job,
+                ResultsFilter(verified=True, sort=ResultsSort.followers_desc),
+                offset=0,
+                limit=500,
+            ),
+            "from_job all, verified, followers_desc",
+        ),
         # campaign: GET /lists/{id}/items
         Pattern(
             "list page",
@@ -136,6 +161,33 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
         ),
         # campaign: GET /dashboard
         Pattern("dashboard", lambda s: DashboardRepository(s).overview(heavy), "heaviest user"),
+    ]
+
+
+def _narrowed(clerk: str, job: uuid.UUID, record: dict[str, Any]) -> list[Pattern]:
+    """``GET /jobs/{id}/results`` with filters and sorts, at offset 0 and at a deep page."""
+    # The deepest page a narrowed or sorted listing serves (or the job's middle, if smaller).
+    deep = max(0, min(record["heavy_job"]["creators"] // 2, MAX_NARROWED_OFFSET - RESULTS_LIMIT))
+    cases = [
+        ("sorted followers_desc", ResultsFilter(sort=ResultsSort.followers_desc), 0),
+        ("sorted followers_asc deep", ResultsFilter(sort=ResultsSort.followers_asc), deep),
+        ("narrowed followers range", ResultsFilter(min_followers=100_000,
+                                                   max_followers=200_000), 0),
+        ("narrowed verified + email, sorted", ResultsFilter(
+            verified=True, has_email=True, sort=ResultsSort.followers_desc), 0),
+        ("narrowed q", ResultsFilter(q=record["keyword"]), 0),
+        ("narrowed q, rare", ResultsFilter(q="creator1234"), 0),
+        ("narrowed q + verified + email", ResultsFilter(q="mail", verified=True, has_email=True), 0),
+    ]  # fmt: skip
+
+    def call(query: ResultsFilter, offset: int) -> Call:
+        return lambda s: ResultsRepository(s).narrowed_page(
+            clerk, job, query, offset=offset, limit=RESULTS_LIMIT
+        )
+
+    return [
+        Pattern(f"results {name}", call(query, offset), f"offset {offset}")
+        for name, query, offset in cases
     ]
 
 

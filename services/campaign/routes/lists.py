@@ -3,21 +3,24 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from shared.errors import DependencyUnavailable
 from shared.models.enums import ListBucket
 from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.ratelimit import rate_limit
-from shared.web import IDEMPOTENT, CallerId, ReadSessionDep, SessionDep, error_responses
+from shared.results import ResultsClient
+from shared.web import IDEMPOTENT, CallerId, ReadSessionDep, SessionDep, error_responses, raises
 
 from .. import service
-from ..errors import ListNotFound
+from ..errors import JobNotFound, ListNotFound
 from ..export import csv_chunks
 from ..schemas import (
     MAX_PAGE,
     ItemsAdd,
     ItemsAdded,
+    ItemsAddedFromJob,
     ItemsRemove,
     ItemsRemoved,
     ItemsUpdate,
@@ -130,17 +133,36 @@ async def list_items(
     )
 
 
+@raises(DependencyUnavailable)
+def results_client(request: Request) -> ResultsClient:
+    """Scraping's results, asked on this process's NATS link (no connection: 503)."""
+    return ResultsClient(request.app.state.nats.live, request.app.state.settings.scout_nats_prefix)
+
+
 @router.post(
     "/{list_id}/items",
-    summary="Add creators",
-    responses=NOT_FOUND,
+    summary="Add creators, or a search job's results",
+    responses=error_responses(ListNotFound, JobNotFound),
     dependencies=[*LIST_WRITES, IDEMPOTENT],
 )
 async def add_items(
-    list_id: uuid.UUID, body: ItemsAdd, session: SessionDep, user_id: CallerId
-) -> ItemsAdded:
-    """Add up to 500 creators in one transaction, deduped within the request and against the
-    list; ``skipped`` counts both kinds of duplicate."""
+    list_id: uuid.UUID,
+    body: ItemsAdd,
+    session: SessionDep,
+    user_id: CallerId,
+    results: Annotated[ResultsClient, Depends(results_client)],
+) -> ItemsAdded | ItemsAddedFromJob:
+    """Add up to 500 creators (``items``) in one transaction, deduped within the request and
+    against the list; ``skipped`` counts both kinds of duplicate. With ``from_job`` the
+    creators come from one of your search jobs as they were stored: ``creator_keys`` (1 to 500)
+    or ``all: true`` with the results filters (``min_followers``, ``max_followers``,
+    ``verified``, ``has_email``, ``q``, ``sort``; the first 5,000, ``truncated`` beyond); keys
+    the job lacks come back in ``missing``. Another user's job is 404 ``job_not_found``; 503
+    when the search service cannot be asked (nothing is added)."""
+    if body.from_job is not None:
+        added = await service.add_from_job(session, results, user_id, list_id, body.from_job)
+        return ItemsAddedFromJob(**added)
+    assert body.items is not None
     return ItemsAdded(**await service.add_items(session, user_id, list_id, body.items))
 
 

@@ -29,6 +29,7 @@ from .campaigns import (
     update_items,
     update_list,
 )
+from .from_job import add_from_job
 
 __all__ = [
     "CONFIRM_DELAY",
@@ -38,6 +39,7 @@ __all__ = [
     "RESERVATION_TTL_SECONDS",
     "SERVICE",
     "TRANSITIONS",
+    "add_from_job",
     "add_items",
     "campaign_detail",
     "campaign_page",

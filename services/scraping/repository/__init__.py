@@ -1,5 +1,13 @@
 """Every SQL statement of the scraping service, one module per concern."""
 
 from .jobs import JobRepository, ResultsPage, validate_window
+from .results import COUNT_CAP, NarrowedPage, ResultsRepository
 
-__all__ = ["JobRepository", "ResultsPage", "validate_window"]
+__all__ = [
+    "COUNT_CAP",
+    "JobRepository",
+    "NarrowedPage",
+    "ResultsPage",
+    "ResultsRepository",
+    "validate_window",
+]

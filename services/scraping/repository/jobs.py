@@ -50,7 +50,9 @@ _INSERT_BATCHES = f"""
 
 # One round trip for a page of creators (``store_creators``). Every sub-statement sees the
 # snapshot from before the statement, so the stored count is the keys already there (exact:
-# writers hold the job lock) plus the ones this statement inserted.
+# writers hold the job lock) plus the ones this statement inserted. Each new creator's row
+# takes the next job-wide ordinal (its generated filter columns come with it), and its batch
+# covers the same ordinals, so both read paths agree on discovery order.
 _STORE = sa.text(
     f"""
 WITH
@@ -58,24 +60,27 @@ WITH
     SELECT c.key, c.creator, c.ord
     FROM ROWS FROM (unnest(CAST(:keys AS varchar[])), jsonb_array_elements(CAST(:creators AS jsonb)))
          WITH ORDINALITY AS c(key, creator, ord)
-  ),
+  ),{_NEXT_POSITION},
   fresh AS (
-    INSERT INTO scraping_job_creators (job_id, platform, creator_key)
-    SELECT :job_id, :platform, cand.key FROM cand
-    WHERE NOT EXISTS (  -- OFFSET 0: one index probe per candidate, never a scan of the job
-      SELECT FROM scraping_job_creators AS k
-      WHERE k.job_id = :job_id AND k.platform = :platform AND k.creator_key = cand.key
-      OFFSET 0
-    )
-    ORDER BY cand.ord
-    LIMIT :limit
+    INSERT INTO scraping_job_creators (job_id, platform, creator_key, ordinal, creator)
+    SELECT :job_id, :platform, n.key, next_pos.ordinal + n.rn, n.creator
+    FROM (
+      SELECT cand.key, cand.creator, row_number() OVER (ORDER BY cand.ord) - 1 AS rn
+      FROM cand
+      WHERE NOT EXISTS (  -- OFFSET 0: one index probe per candidate, never a scan of the job
+        SELECT FROM scraping_job_creators AS k
+        WHERE k.job_id = :job_id AND k.platform = :platform AND k.creator_key = cand.key
+        OFFSET 0
+      )
+      ORDER BY cand.ord
+      LIMIT :limit
+    ) AS n CROSS JOIN next_pos
     ON CONFLICT (job_id, platform, creator_key) DO NOTHING
-    RETURNING creator_key
+    RETURNING ordinal, creator
   ),
   kept AS (
-    SELECT cand.creator, row_number() OVER (ORDER BY cand.ord) - 1 AS rn
-    FROM cand JOIN fresh ON fresh.creator_key = cand.key
-  ),{_NEXT_POSITION},{_INSERT_BATCHES}
+    SELECT fresh.creator, fresh.ordinal - next_pos.ordinal AS rn FROM fresh CROSS JOIN next_pos
+  ),{_INSERT_BATCHES}
 SELECT (SELECT count(*) FROM fresh) AS added,
        (SELECT count(*) FROM scraping_job_creators WHERE job_id = :job_id)
          + (SELECT count(*) FROM fresh) AS stored

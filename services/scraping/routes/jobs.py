@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from shared.models.enums import JobStatus
 from shared.queries.pagination import MAX_PAGE
 from shared.ratelimit import rate_limit
+from shared.results import ResultsSort
 from shared.web import (
     CallerId,
     CurrentUser,
@@ -20,15 +21,8 @@ from shared.web import (
 )
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..schemas import (
-    MAX_RESULTS_LIMIT,
-    MAX_RESULTS_OFFSET,
-    JobCreate,
-    JobPage,
-    JobPublic,
-    ResultsPage,
-)
-from ..service import JobService
+from ..schemas import JobCreate, JobPage, JobPublic, ResultsPage, ResultsQuery
+from ..service import JobService, ResultsService
 
 router = APIRouter(tags=["jobs"])
 # Per-user budget on job creation: each job starts provider calls that cost money.
@@ -99,27 +93,42 @@ async def get_job(job_id: uuid.UUID, user_id: CallerId, session: ReadSessionDep)
 @router.get(
     "/jobs/{job_id}/results",
     response_model=ResultsPage,
-    summary="A page of creators",
+    summary="A page of creators, narrowed and sorted",
     responses=error_responses(JobNotFound),
 )
 async def job_results(
     job_id: uuid.UUID,
     principal: CurrentUser,
     session: ReadSessionDep,
-    offset: Annotated[int, Query(ge=0, le=MAX_RESULTS_OFFSET)] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 100,
+    query: Annotated[ResultsQuery, Query()],
 ) -> Response:
-    """Creators in stored order; reads only the batches overlapping the page (O(page)). One
-    statement: the caller is resolved inside it, so this route does not take ``CallerId``."""
-    page = await JobService(session).results(
-        principal.clerk_user_id, job_id, offset=offset, limit=limit
-    )
+    """Creators in discovery order by default; ``min_followers`` / ``max_followers``,
+    ``verified``, ``has_email`` and ``q`` (a case-insensitive substring of username, display
+    name or bio) narrow them, ``sort`` orders them (``found``, ``followers_desc``,
+    ``followers_asc``; unknown follower counts last). ``total`` counts the narrowed set, exactly
+    up to 10,000 matches (then ``X-Total-Capped: true``). Every item carries its
+    ``creator_key``. A page costs the same whatever the job's size. One statement: the caller
+    is resolved inside it, so this route does not take ``CallerId``."""
+    offset, limit = query.offset, query.limit
+    capped = False
+    if query.narrows or query.sort != ResultsSort.found:
+        narrowed = await ResultsService(session).narrowed(
+            principal.clerk_user_id, job_id, query, offset=offset, limit=limit
+        )
+        items, total, next_offset = narrowed.items_json, narrowed.total, narrowed.next_offset
+        capped = narrowed.total_capped
+    else:
+        page = await JobService(session).results(
+            principal.clerk_user_id, job_id, offset=offset, limit=limit
+        )
+        items, total, next_offset = page.items_json, page.total, page.next_offset
     # The creators' JSON goes out as Postgres wrote it: never parsed, never rebuilt.
     head = orjson.dumps(
-        {"total": page.total, "offset": offset, "limit": limit, "next_offset": page.next_offset}
+        {"total": total, "offset": offset, "limit": limit, "next_offset": next_offset}
     )
-    body = b'{"items":' + page.items_json.encode() + b"," + head[1:]
-    return Response(body, media_type="application/json")
+    body = b'{"items":' + items.encode() + b"," + head[1:]
+    headers = {"X-Total-Capped": "true"} if capped else None
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.post(

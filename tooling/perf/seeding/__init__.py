@@ -56,7 +56,11 @@ def record(s: Seeding) -> dict[str, Any]:
             "campaigns": s.per_user[ordinary],
         },
         "stripe_customer_id": s.customers[0],
-        "heavy_job": {"id": str(s.job_ids[s.heavy_job]), "creators": s.heavy_creators},
+        "heavy_job": {
+            "id": str(s.job_ids[s.heavy_job]),
+            "creators": s.heavy_creators,
+            "platform": s.job_platform[s.heavy_job],
+        },
         "heavy_list": {"id": str(s.list_ids[0]), "items": s.list_sizes[0]},
         "summary_campaign": str(s.campaign_ids[ordinary_campaign]),
         "keyword": KEYWORDS[0],

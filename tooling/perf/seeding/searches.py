@@ -126,26 +126,40 @@ def write_jobs(s: Seeding) -> None:
     )  # fmt: skip
 
 
+def seeded_creator(j: int, ordinal: int, platform: str) -> dict[str, Any]:
+    """The ``ordinal``-th creator of job ``j``, in the shape Scout stores: about one in eight
+    verified, one in five with an e-mail, follower counts spread over 1k to 901k."""
+    key = creator_key(j, ordinal)
+    email = ordinal % 5 == 0
+    return {
+        "ordinal": ordinal,
+        "platform": platform,
+        "creator_key": key,
+        "external_id": key,
+        "username": key,
+        "display_name": f"Creator {ordinal}",
+        "profile_url": f"https://{platform}.example/{key}",
+        "followers": 1000 + ordinal * 37 % 900_000,
+        "verified": ordinal % 8 == 0,
+        "bio": f"{KEYWORDS[ordinal % len(KEYWORDS)]} creator"
+        + (f", contact {key}@mail.example" if email else ""),
+        "emails": [f"{key}@mail.example"] if email else [],
+        "engagement_rate": round(0.5 + ordinal % 97 / 10, 2),
+        "source": "seed",
+        "synthetic": True,
+    }
+
+
 def write_stored_creators(s: Seeding) -> None:
-    """The jobs' creators: bounded result batches, and one dedupe key per creator."""
+    """The jobs' creators: bounded result batches, and one row per creator (its dedupe key,
+    ordinal and the creator again, whose filter columns Postgres generates)."""
     stored, job_ids, platform = s.stored, s.job_ids, s.job_platform
 
     def batches() -> Iterator[tuple]:
         for j in range(s.n_jobs):
             for batch_no, first in enumerate(range(0, stored[j], RESULT_BATCH_MAX)):
                 size = min(RESULT_BATCH_MAX, stored[j] - first)
-                creators = [
-                    {
-                        "ordinal": first + k,
-                        "handle": creator_key(j, first + k),
-                        "platform": platform[j],
-                        "display_name": f"Creator {first + k}",
-                        "followers": 1000 + (first + k) * 37 % 900_000,
-                        "engagement_rate": round(0.5 + (first + k) % 97 / 10, 2),
-                        "url": f"https://{platform[j]}.example/{creator_key(j, first + k)}",
-                    }
-                    for k in range(size)
-                ]
+                creators = [seeded_creator(j, first + k, platform[j]) for k in range(size)]
                 yield (job_ids[j], batch_no, first, size, orjson.dumps(creators).decode(),
                        s.job_created[j])  # fmt: skip
 
@@ -156,12 +170,14 @@ def write_stored_creators(s: Seeding) -> None:
         batches(), s.n_batches, step=100,
     )  # fmt: skip
 
-    def dedupe() -> Iterator[tuple]:
+    def rows() -> Iterator[tuple]:
         for j in range(s.n_jobs):
             for ordinal in range(stored[j]):
-                yield (job_ids[j], platform[j], creator_key(j, ordinal))
+                creator = seeded_creator(j, ordinal, platform[j])
+                yield (job_ids[j], platform[j], creator["creator_key"], ordinal,
+                       orjson.dumps(creator).decode())  # fmt: skip
 
     s.copy(
-        "scraping_job_creators", ("job_id", "platform", "creator_key"),
-        dedupe(), s.n_creators, step=20_000,
+        "scraping_job_creators", ("job_id", "platform", "creator_key", "ordinal", "creator"),
+        rows(), s.n_creators, step=20_000,
     )  # fmt: skip

@@ -1,0 +1,217 @@
+"""Narrowed and sorted results pages, and a job's creators by key (for lists).
+
+Reads the per-creator rows of ``scraping_job_creators`` (see the model): the page's positions
+come from an ordered index walk — ``(job_id, ordinal)`` for discovery order,
+``(job_id, followers, ordinal)`` in either direction for the follower sorts, each carrying
+``verified`` and ``has_email`` so those filters need no heap visit — and only the page's rows
+are then fetched for their creators. ``q`` matches through one GIN index of
+``(job_id, verified, has_email, search_text)`` (btree_gin + pg_trgm) when it is selective, or
+filters the ordered walk when it is not.
+
+Cost: the page's rows are fetched, plus the index entries the walk passes on its way: at most
+``offset`` + the non-matching ones in between. ``offset`` of a narrowed or sorted page is
+bounded (:data:`MAX_NARROWED_OFFSET`, 422 beyond), so no page walks a whole 100k-creator job.
+
+``total`` is exact up to :data:`COUNT_CAP` matches — every job Scout creates holds at most
+1,000 creators (``target_results``), so for those it is always exact; counting stops there, so
+a page of a bigger (imported or seeded) job never counts the whole job, and the page says
+``total_capped`` when it stopped. Without filters the total is the job's stored count, read
+from the job row.
+"""
+
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.queries.pagination import InvalidPage
+from shared.results import ResultsFilter, ResultsSort
+
+from ..schemas import MAX_NARROWED_OFFSET
+from .jobs import validate_window
+
+# The most creators a search stores (``ck_scraping_jobs_target_results_range``).
+COUNT_CAP = 1_000
+
+_ORDER = {
+    ResultsSort.found: "{t}.ordinal",
+    ResultsSort.followers_desc: "{t}.followers DESC NULLS LAST, {t}.ordinal",
+    ResultsSort.followers_asc: "{t}.followers ASC NULLS LAST, {t}.ordinal",
+}
+_CONDITIONS = {
+    "min_followers": "k.followers >= :min_followers",
+    "max_followers": "k.followers <= :max_followers",
+    "verified": "k.verified = :verified",
+    "has_email": "k.has_email = :has_email",
+    "q": "k.search_text LIKE :pattern ESCAPE '\\'",
+}
+_TYPES = {
+    "job_id": sa.Uuid,
+    "min_followers": sa.BigInteger,
+    "max_followers": sa.BigInteger,
+    "verified": sa.Boolean,
+    "has_email": sa.Boolean,
+    "pattern": sa.Text,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NarrowedPage:
+    """An offset listing of the filtered, sorted set: ``{items, total, offset, limit,
+    next_offset}``; ``total_capped`` when counting stopped at :data:`COUNT_CAP`."""
+
+    items_json: str  # the page's creators, a JSON array as Postgres wrote it
+    count: int
+    total: int
+    total_capped: bool
+    more: bool
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.count if self.more else None
+
+
+def _where(filters: frozenset[str]) -> str:
+    return "".join(f" AND {_CONDITIONS[name]}" for name in sorted(filters))
+
+
+@cache
+def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause:
+    """One statement per (filters, sort), built once: the caller resolved by Clerk id and the
+    job's ownership checked inside it (no row: no such job of this live user), the capped
+    count, and the page — positions by an index walk fetching ``limit + 1`` (the
+    extra one only says there is more), then only the page's rows' creators."""
+    where = _where(filters)
+    inner_order = _ORDER[sort].format(t="k")
+    outer_order = _ORDER[sort].format(t="r")
+    total = (
+        f"(SELECT count(*) FROM (SELECT FROM scraping_job_creators AS k"
+        f" WHERE k.job_id = j.id{where} LIMIT {COUNT_CAP + 1}) AS m)"
+        if filters
+        else "j.processed_results"
+    )
+    sql = f"""
+SELECT {total} AS total, p.n, p.items
+FROM scraping_jobs AS j
+JOIN users AS u ON u.id = j.user_id
+CROSS JOIN LATERAL (
+  SELECT count(*) AS n,
+         jsonb_agg(r.creator ORDER BY {outer_order})
+           FILTER (WHERE w.pos <= :offset + :limit)::text AS items
+  FROM (SELECT k.ordinal, row_number() OVER (ORDER BY {inner_order}) AS pos
+          FROM scraping_job_creators AS k
+         WHERE k.job_id = j.id{where}
+         ORDER BY {inner_order} LIMIT :limit + 1 OFFSET :offset) AS w
+  JOIN scraping_job_creators AS r ON r.job_id = j.id AND r.ordinal = w.ordinal
+) AS p
+WHERE j.id = :job_id AND u.user_id = :clerk_user_id AND u.deleted_at IS NULL
+"""
+    names = {"job_id"} | {("pattern" if f == "q" else f) for f in filters}
+    return sa.text(sql).bindparams(*(sa.bindparam(n, type_=_TYPES[n]) for n in sorted(names)))
+
+
+def _like_pattern(q: str) -> str:
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _params(query: ResultsFilter) -> tuple[frozenset[str], dict[str, Any]]:
+    params: dict[str, Any] = {}
+    for name in ("min_followers", "max_followers", "verified", "has_email"):
+        value = getattr(query, name)
+        if value is not None:
+            params[name] = value
+    if query.q is not None:
+        params["pattern"] = _like_pattern(query.q)
+    filters = frozenset(n for n in _CONDITIONS if getattr(query, n) is not None)
+    return filters, params
+
+
+# A job's creators named by key, in the order asked (``from_job`` with ``creator_keys``): one
+# probe of the ``(job_id, platform, creator_key)`` unique index per key. Keys absent from the
+# job come back as ``creator IS NULL`` so the caller can name them.
+_BY_KEYS = sa.text(
+    """
+SELECT w.key, k.creator::text AS creator
+FROM unnest(CAST(:keys AS varchar[])) WITH ORDINALITY AS w(key, n)
+LEFT JOIN scraping_job_creators AS k
+  ON k.job_id = :job_id AND k.platform = :platform AND k.creator_key = w.key
+ORDER BY w.n
+"""
+).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("platform", type_=sa.String))
+_OWNED_JOB = sa.text(
+    "SELECT platform FROM scraping_jobs WHERE id = :job_id AND user_id = :user_id"
+).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("user_id", type_=sa.Uuid))
+
+
+@cache
+def _matching_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause:
+    """Creators ``[offset, offset + limit)`` of a job's narrowed, sorted set (``from_job``
+    with ``all``), as ``(creator_key, creator)`` rows."""
+    sql = f"""
+SELECT k.creator_key AS key, k.creator::text AS creator
+FROM scraping_job_creators AS k
+WHERE k.job_id = :job_id{_where(filters)}
+ORDER BY {_ORDER[sort].format(t="k")}
+LIMIT :limit OFFSET :offset
+"""
+    names = {"job_id"} | {("pattern" if f == "q" else f) for f in filters}
+    return sa.text(sql).bindparams(*(sa.bindparam(n, type_=_TYPES[n]) for n in sorted(names)))
+
+
+class ResultsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def narrowed_page(
+        self, clerk_user_id: str, job_id: uuid.UUID, query: ResultsFilter, *, offset: int,
+        limit: int,
+    ) -> NarrowedPage | None:  # fmt: skip
+        """A page of the caller's job narrowed by ``query``'s filters in its sort order (one
+        statement), or None when the job does not exist or is another user's."""
+        validate_window(offset, limit)
+        if offset > MAX_NARROWED_OFFSET:
+            raise InvalidPage(f"offset of a narrowed or sorted page is at most "
+                              f"{MAX_NARROWED_OFFSET}, got {offset}.")  # fmt: skip
+        filters, params = _params(query)
+        params |= {"job_id": job_id, "clerk_user_id": clerk_user_id,
+                   "offset": offset, "limit": limit}  # fmt: skip
+        statement = _page_statement(filters, query.sort)
+        row = (await self.session.execute(statement, params)).first()
+        if row is None:
+            return None
+        total, fetched, items = row
+        more = fetched > limit
+        count = min(fetched, limit)
+        capped = bool(filters) and total > COUNT_CAP
+        return NarrowedPage(
+            items or "[]", count, min(total, COUNT_CAP) if capped else total, capped, more,
+            offset, limit,
+        )  # fmt: skip
+
+    async def job_platform(self, user_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
+        """The platform of the user's job, or None when it is not theirs (or gone)."""
+        return await self.session.scalar(_OWNED_JOB, {"job_id": job_id, "user_id": user_id})
+
+    async def by_keys(
+        self, job_id: uuid.UUID, platform: str, keys: list[str]
+    ) -> list[tuple[str, str | None]]:
+        """``(key, creator JSON or None)`` for each key, in the order given."""
+        rows = await self.session.execute(
+            _BY_KEYS, {"job_id": job_id, "platform": platform, "keys": keys}
+        )
+        return [(r.key, r.creator) for r in rows]
+
+    async def matching(
+        self, job_id: uuid.UUID, query: ResultsFilter, *, offset: int, limit: int
+    ) -> list[tuple[str, str]]:
+        """``(key, creator JSON)`` ``[offset, offset + limit)`` of the job's narrowed set."""
+        filters, params = _params(query)
+        params |= {"job_id": job_id, "offset": offset, "limit": limit}
+        rows = await self.session.execute(_matching_statement(filters, query.sort), params)
+        return [(r.key, r.creator) for r in rows]
