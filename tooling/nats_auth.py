@@ -23,6 +23,7 @@ ASKERS: dict[str, set[str]] = {
     "billing.usage.reserve": {Service.campaign, Service.scraping},
     "billing.usage.release": {Service.campaign, Service.scraping},
     "billing.usage.release_key": {Service.campaign, Service.scraping},
+    "scraping.enrichments.start": {Service.campaign},
 }
 
 

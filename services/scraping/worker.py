@@ -1,4 +1,5 @@
-"""The scraping worker: search work items, purges, and the timeout sweeper.
+"""The scraping worker: search and enrichment work items, purges, the timeout sweeper, and
+the request/reply server that starts an enrichment for another service.
 
 Work items sit on the ``SCRAPING_WORK`` work-queue stream; every worker process binds the same
 durable pull consumer, so JetStream hands each item to exactly one of them and the load is
@@ -9,6 +10,7 @@ its transaction: the item is redelivered after ``ack_wait`` and done again, once
 import asyncio
 from typing import Any
 
+from shared.quota import QuotaClient
 from shared.scheduler import Recurring
 from shared.worker import ConsumerSpec, WorkerContext, WorkerSpec
 
@@ -29,6 +31,8 @@ def build(
 ) -> WorkerSpec:
     """The worker spec; ``provider``/``search_options`` override settings (tests, tools)."""
     provider = provider or make_provider(ctx.settings)
+    ttl_days = ctx.settings.enrichment_ttl_days
+    quota = QuotaClient(ctx.nc, ctx.prefix, timeout=ctx.settings.quota_timeout_seconds)
 
     async def close_provider() -> None:
         """Holds the provider's HTTP client for the worker's life; closes it on stop."""
@@ -41,7 +45,10 @@ def build(
         consumers=[
             ConsumerSpec(
                 "search",
-                {"scraping.work.search.v1": handlers.search_handler(provider)},
+                {
+                    "scraping.work.search.v1": handlers.search_handler(provider),
+                    "scraping.work.enrich.v1": handlers.enrich_handler(provider, ttl_days),
+                },
                 options={
                     **SEARCH_OPTIONS,
                     "ack_wait": ctx.settings.scraping_work_ack_wait_seconds,
@@ -53,6 +60,11 @@ def build(
                 "campaign", {"campaign.campaign.deleted.v1": handlers.on_campaign_deleted}
             ),
         ],
+        rpc={
+            "scraping.enrichments.start": handlers.start_enrichment_handler(
+                ctx.sessions, quota, ttl_days
+            )
+        },
         jobs={"scraping.sweep_timeouts": handlers.sweep_timeouts},
         schedules=SCHEDULES,
         tasks=[close_provider],

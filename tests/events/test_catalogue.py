@@ -51,9 +51,12 @@ def test_every_spec_subject_has_a_typed_payload_and_a_producer_stream():
         stream = STREAMS[spec.stream]
         assert any(_matches(f, subject) for f in stream.subjects), subject
         assert spec.stream.startswith(spec.producer.upper()), subject
-    assert {"billing.usage.reserve", "billing.usage.release", "billing.usage.release_key"} == set(
-        RPC
-    )
+    assert {
+        "billing.usage.reserve",
+        "billing.usage.release",
+        "billing.usage.release_key",
+        "scraping.enrichments.start",
+    } == set(RPC)
 
 
 def test_request_reply_subjects_are_not_captured_by_any_stream():

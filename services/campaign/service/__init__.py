@@ -29,6 +29,7 @@ from .campaigns import (
     update_items,
     update_list,
 )
+from .enrich import ScrapingClient, apply_enriched, enrich_list
 
 __all__ = [
     "CONFIRM_DELAY",
@@ -38,7 +39,9 @@ __all__ = [
     "RESERVATION_TTL_SECONDS",
     "SERVICE",
     "TRANSITIONS",
+    "ScrapingClient",
     "add_items",
+    "apply_enriched",
     "campaign_detail",
     "campaign_page",
     "create_campaign",
@@ -47,6 +50,7 @@ __all__ = [
     "dedupe",
     "delete_campaign",
     "delete_list",
+    "enrich_list",
     "items_page",
     "list_detail",
     "list_page",
