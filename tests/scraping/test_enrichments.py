@@ -13,6 +13,7 @@ from services.billing.service import usage
 from services.scraping.providers import SyntheticProvider
 from services.scraping.worker import build
 
+from ..support.fake_provider import Fault, fake_scrapecreators, profile_figures
 from ..support.wait import eventually
 from .conftest import job_body, reservation_status, stack, wait_for_status
 
@@ -290,3 +291,45 @@ async def test_the_monthly_reset_keeps_an_in_flight_enrichment_held(
         await finished(api, acct.headers, created.json()["id"])
         # Two fetched stay counted, the failed one is given back, and nothing goes negative.
         await settled(committed, acct.user.id, created.json()["id"], expected_used=2)
+
+
+async def test_the_real_adapter_through_an_outage_enriches_every_creator_without_dead_letters(
+    committed, service_settings, account
+):
+    """5xx, 429 and timeouts beyond the adapter's own retries send the work item back to the
+    queue (transient, never dead-lettered); the enrichment completes once the provider answers,
+    and an unknown creator fails for good without spending."""
+    acct = await account()
+    async with fake_scrapecreators() as (fake, url):
+        settings = service_settings.model_copy(
+            update={
+                "scraping_provider": "scrapecreators",
+                "scraping_provider_base_url": url,
+                "scraping_provider_api_key": "test-key",
+                "events_retry_max_seconds": 0.2,
+            }
+        )
+        faults = [Fault(status=503), Fault(status=429, retry_after=0), Fault(status=500)] * 3
+        fake.script(*faults)
+        body = {
+            "creators": [
+                creator(1, handle="dancer"),
+                creator(2, "instagram", handle="photog"),
+                creator(3, "youtube", external_id="UCchan"),
+                creator(4, handle="missing_one"),
+            ]
+        }
+        async with stack(settings) as api:
+            created = await api.post("/enrichments", json=body, headers=acct.headers)
+            result = await finished(api, acct.headers, created.json()["id"], within=30)
+            await settled(committed, acct.user.id, created.json()["id"], expected_used=3)
+    statuses = {i["handle"]: i["status"] for i in result["items"]}
+    assert statuses == {
+        "dancer": "fetched", "photog": "fetched", "handle3": "fetched", "missing_one": "failed",
+    }  # fmt: skip
+    tiktok = next(i for i in result["items"] if i["handle"] == "dancer")["profile"]
+    assert tiktok["followers"] == profile_figures("dancer")["followers"]
+    assert tiktok["source"] == "scrapecreators" and tiktok["synthetic"] is False
+    assert len(fake.requests) == len(faults) + 4  # every fault was met and retried
+    async with committed.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM dead_letters")) == 0
