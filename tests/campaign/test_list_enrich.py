@@ -130,3 +130,23 @@ async def test_enrich_refusals_have_their_own_codes(api, make_owner, committed, 
             await stack.enter_async_context(running_worker(service, service_settings))
         over = await api.post(f"/lists/{full}/enrich", headers=owner.headers)
     assert (over.status_code, over.json()["code"]) == (403, "enrichments_limit_reached")
+
+
+async def test_a_client_cannot_write_enriched_fields_itself(api, make_owner):
+    owner = await make_owner()
+    spoof = {"enrichment": {"emails": ["fake@spoof.test"], "followers": 9_999_999}, "tier": "a"}
+    list_id = await a_list(
+        api,
+        owner,
+        [
+            {
+                "platform": "tiktok",
+                "external_id": "sp-1",
+                "handle": "spoof",
+                "followers": 5,
+                "metadata": spoof,
+            }
+        ],
+    )
+    item = (await api.get(f"/lists/{list_id}/items", headers=owner.headers)).json()["items"][0]
+    assert (item["email"], item["followers"]) == (None, 5)

@@ -26,12 +26,13 @@ from shared.queries.pagination import Page, paginate, validate_page
 # Profiles are inserted in (platform, external_id) order so two requests adding overlapping
 # creators take the unique-index locks in the same order and cannot deadlock. Existing profiles
 # are left as they are (first snapshot wins), which keeps follower_sum arithmetic exact.
+# ``metadata.enrichment`` is written only from scraping's enriched profiles, never by a client.
 _INSERT_PROFILES = sa.text("""
 INSERT INTO creator_profiles
     (platform, external_id, handle, display_name, avatar_url, url, followers,
      engagement_rate, category, metadata)
 SELECT platform, external_id, handle, display_name, avatar_url, url, followers,
-       engagement_rate, category, coalesce(metadata, '{}'::jsonb)
+       engagement_rate, category, coalesce(metadata, '{}'::jsonb) - 'enrichment'
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
     platform text, external_id text, handle text, display_name text, avatar_url text,
     url text, followers bigint, engagement_rate numeric, category text, metadata jsonb)
