@@ -95,12 +95,16 @@ async def test_a_lists_creators_are_enriched_and_show_in_items_and_export(
     # The list's statistics still add up to the snapshot its items were added with.
     detail_list = (await api.get(f"/lists/{list_id}", headers=owner.headers)).json()
     assert detail_list["follower_sum"] == 60
-    async with committed.connect() as conn:
-        used = await conn.scalar(
-            sa.text("SELECT enrichments_current_month FROM user_usage WHERE user_id = :u"),
-            {"u": owner.user.id},
-        )
-    assert used == 2
+
+    async def spent_two() -> bool:  # billing settles from the completion event
+        async with committed.connect() as conn:
+            used = await conn.scalar(
+                sa.text("SELECT enrichments_current_month FROM user_usage WHERE user_id = :u"),
+                {"u": owner.user.id},
+            )
+        return used == 2
+
+    await eventually(spent_two, within=20)
 
 
 async def test_enrich_refusals_have_their_own_codes(api, make_owner, committed, service_settings):
