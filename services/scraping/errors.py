@@ -52,3 +52,11 @@ class CreatorsNotInJob(ScoutError):
     status_code = 422
     code = "creators_not_in_job"
     detail = "Some creator keys are not among the job's results."
+
+
+class NoCreatorsToEnrich(ScoutError):
+    """An enrichment asked over request/reply whose creators all lack an id or handle."""
+
+    status_code = 422
+    code = "no_creators_to_enrich"
+    detail = "None of the creators has an id and a handle to look up."

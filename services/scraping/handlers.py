@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import run_hooks
@@ -18,6 +19,7 @@ from shared.events.rpc import RpcHandler
 from shared.quota import QuotaClient
 from shared.scheduler import Job
 
+from .errors import NoCreatorsToEnrich
 from .providers import Provider
 from .schemas import CreatorRef
 from .service import EnrichmentService, JobService
@@ -86,7 +88,14 @@ def start_enrichment_handler(
     list's, for campaign); reserved and created exactly as ``POST /enrichments`` does."""
 
     async def start(request: EnrichmentStartRequest) -> EnrichmentStartReply:
-        creators = [CreatorRef.model_validate(c.model_dump()) for c in request.creators]
+        creators = []
+        for c in request.creators:
+            try:
+                creators.append(CreatorRef.model_validate(c.model_dump()))
+            except ValidationError:  # a blank handle, say: nothing to look up
+                continue
+        if not creators:
+            raise NoCreatorsToEnrich()
         # The unit of work as a request's: commit, or roll back and run the compensation
         # (the hold is given back when the enrichment did not commit).
         async with sessions() as session:

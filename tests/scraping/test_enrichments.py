@@ -6,16 +6,21 @@ import uuid
 from datetime import UTC, datetime
 from functools import partial
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.billing.service import usage
 from services.scraping.providers import SyntheticProvider
 from services.scraping.worker import build
+from shared.events import rpc
+from shared.events.enrichment import EnrichmentCreatorRef, EnrichmentStartRequest
 
 from ..support.fake_provider import Fault, fake_scrapecreators, profile_figures
 from ..support.wait import eventually
 from .conftest import job_body, reservation_status, stack, wait_for_status
+
+START = "scraping.enrichments.start"
 
 
 def creator(i: int, platform: str = "tiktok", **fields) -> dict:
@@ -335,3 +340,31 @@ async def test_the_real_adapter_through_an_outage_enriches_every_creator_without
     assert len(fake.requests) == len(faults) + 4  # every fault was met and retried
     async with committed.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM dead_letters")) == 0
+
+
+async def test_the_start_request_is_idempotent_by_operation_and_refuses_blank_creators(
+    committed, service_settings, account, nc, nats_prefix
+):
+    """``scraping.enrichments.start`` (campaign's way in): the operation id is the enrichment's
+    id, so asking again finds the same enrichment and reserves nothing more."""
+    acct = await account()
+    operation = uuid.uuid4()
+    ask = EnrichmentStartRequest(
+        user_id=acct.user.id,
+        operation_id=operation,
+        creators=[EnrichmentCreatorRef(platform="tiktok", external_id="a-1", handle="one")],
+    )
+    async with stack(service_settings):
+        first = await rpc.request(nc, START, ask, prefix=nats_prefix, timeout=10)
+        again = await rpc.request(nc, START, ask, prefix=nats_prefix, timeout=10)
+        assert first.id == again.id == operation and first.total == 1
+        assert await enrichments_used(committed, acct.user.id) == 1
+        blank = EnrichmentStartRequest(
+            user_id=acct.user.id,
+            operation_id=uuid.uuid4(),
+            creators=[EnrichmentCreatorRef(platform="tiktok", external_id="b-1", handle="@")],
+        )
+        with pytest.raises(rpc.RemoteError) as refused:
+            await rpc.request(nc, START, blank, prefix=nats_prefix, timeout=10)
+    assert (refused.value.status_code, refused.value.code) == (422, "no_creators_to_enrich")
+    assert await enrichments_used(committed, acct.user.id) == 1
