@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # How long a search work item may go unacknowledged before another worker gets it (the
     # consumer's keep-alive extends it while a slow page is still being worked on).
     scraping_work_ack_wait_seconds: float = Field(default=60, gt=0)
+    # An enriched profile younger than this is answered from storage and spends nothing.
+    enrichment_ttl_days: float = Field(default=30, ge=0, le=3650)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

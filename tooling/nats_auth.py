@@ -24,6 +24,7 @@ ASKERS: dict[str, set[str]] = {
     "billing.usage.release": {Service.campaign, Service.scraping},
     "billing.usage.release_key": {Service.campaign, Service.scraping},
     "scraping.results.creators": {Service.campaign},
+    "scraping.enrichments.start": {Service.campaign},
 }
 
 

@@ -112,6 +112,21 @@ async def on_job_ended(session: AsyncSession, envelope: Envelope) -> None:
         log.info("billing.release_unknown", extra={"reservation": str(payload.reservation_id)})
 
 
+async def on_enrichment_ended(session: AsyncSession, envelope: Envelope) -> None:
+    """``scraping.enrichment.completed.v1``: settle the enrichment's hold; what was fetched
+    stays counted, cached and failed creators are given back."""
+    payload = envelope.payload
+    if payload.reservation_id is None:
+        return
+    try:
+        await usage.release(
+            session,
+            UsageReleaseRequest(reservation_id=payload.reservation_id, used_amount=payload.fetched),
+        )
+    except ReservationNotFound:  # purged with its user
+        log.info("billing.release_unknown", extra={"reservation": str(payload.reservation_id)})
+
+
 # --- scheduled jobs ----------------------------------------------------------------------------
 
 

@@ -32,7 +32,10 @@ def build(ctx: WorkerContext) -> WorkerSpec:
             ),
             ConsumerSpec(
                 "scraping",
-                {f"scraping.job.{kind}.v1": handlers.on_job_ended for kind in JOB_ENDINGS},
+                {
+                    **{f"scraping.job.{kind}.v1": handlers.on_job_ended for kind in JOB_ENDINGS},
+                    "scraping.enrichment.completed.v1": handlers.on_enrichment_ended,
+                },
             ),
         ],
         rpc={

@@ -1,6 +1,6 @@
 """The campaign service's error codes."""
 
-from shared.errors import Conflict, LimitReached, NotFound
+from shared.errors import Conflict, DependencyUnavailable, LimitReached, NotFound, ScoutError
 
 
 class CampaignNotFound(NotFound):
@@ -31,3 +31,25 @@ class IllegalStatusTransition(Conflict):
 class CampaignLimitReached(LimitReached):
     code = "campaign_limit_reached"
     detail = "You have reached your plan's campaign limit; upgrade to add more."
+
+
+class ListTooLargeToEnrich(ScoutError):
+    status_code = 422
+    code = "list_too_large"
+    detail = "A list is enriched in one go up to 1,000 creators."
+
+
+class ListEmpty(ScoutError):
+    status_code = 422
+    code = "list_empty"
+    detail = "The list has no creators to enrich."
+
+
+class ScrapingUnavailable(DependencyUnavailable):
+    code = "scraping_unavailable"
+    detail = "The scraping service could not be asked, so nothing was started; try again shortly."
+
+
+class EnrichmentsLimitReached(LimitReached):
+    code = "enrichments_limit_reached"
+    detail = "This enrichment needs more enrichments than remain this month on your plan."

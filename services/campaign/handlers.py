@@ -36,6 +36,16 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     )
 
 
+async def on_creator_enriched(session: AsyncSession, envelope: Envelope) -> None:
+    """``scraping.creator.enriched.v1``: keep the creator's profile current (email, followers,
+    engagement rate shown by list items and the CSV export)."""
+    applied = await service.apply_enriched(session, envelope.payload)
+    log.debug(
+        "campaign.creator_enriched",
+        extra={"external_id": envelope.payload.external_id, "applied": applied},
+    )
+
+
 async def sweep_deleted(session: AsyncSession, job: Job) -> dict[str, Any]:
     """Scheduled: remove campaigns whose deletion started and whose jobs scraping has purged."""
     grace = timedelta(seconds=job.payload.get("grace_seconds", SWEEP_GRACE.total_seconds()))

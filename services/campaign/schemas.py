@@ -305,7 +305,9 @@ class ListItemPublic(BaseModel):
     external_id: str
     handle: str
     display_name: str | None
-    followers: int | None
+    followers: int | None  # the enriched count once the creator is enriched
+    engagement_rate: float | None = None  # percent, from enrichment
+    email: str | None = None  # the first contact e-mail enrichment found
     position: int
     bucket: ListBucket
     notes: str | None
@@ -332,3 +334,19 @@ class Dashboard(BaseModel):
     lists: int
     pipeline: dict[str, int]  # one count per bucket + total
     recent_activity: list[ActivityPublic]
+
+
+# enrichment --------------------------------------------------------------------------------
+
+MAX_LIST_ENRICHMENT = 1000  # creators of a list enriched in one go
+
+
+class ListEnrichmentStarted(BaseModel):
+    """The enrichment scraping started for the list (follow it with scraping's
+    ``GET /enrichments/{id}``)."""
+
+    id: uuid.UUID
+    status: str
+    total: int
+    done: int
+    failed: int

@@ -19,7 +19,10 @@ def build(ctx: WorkerContext) -> WorkerSpec:
     quota = QuotaClient(ctx.nc, ctx.prefix, timeout=ctx.settings.quota_timeout_seconds)
     return WorkerSpec(
         consumers=[
-            ConsumerSpec("identity", {"identity.user.deleted.v1": handlers.on_user_deleted})
+            ConsumerSpec("identity", {"identity.user.deleted.v1": handlers.on_user_deleted}),
+            ConsumerSpec(
+                "scraping", {"scraping.creator.enriched.v1": handlers.on_creator_enriched}
+            ),
         ],
         jobs={
             CONFIRM_JOB: handlers.confirm_reservation_handler(quota),

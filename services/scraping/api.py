@@ -5,13 +5,13 @@ from fastapi import FastAPI
 from shared.settings import Settings
 from shared.web import create_app as create_service_app
 
-from .routes import jobs
+from .routes import creators, enrichments, jobs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         "scraping",
-        routers=[jobs.router],
-        description="Search jobs, their results and the creator providers.",
+        routers=[jobs.router, enrichments.router, creators.router],
+        description="Search jobs, their results, creator enrichment and the creator providers.",
         settings=settings,
     )

@@ -8,7 +8,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.models import ScrapingJob
-from shared.models.enums import JobStatus, Platform, SearchType
+from shared.models.enums import (
+    EnrichmentItemStatus,
+    EnrichmentStatus,
+    JobStatus,
+    Platform,
+    SearchType,
+)
 from shared.results import ResultsFilter
 
 MAX_KEYWORDS = 50
@@ -145,3 +151,110 @@ class ResultsQuery(ResultsFilter):
                 f"offset of a narrowed or sorted page is at most {MAX_NARROWED_OFFSET}"
             )
         return self
+
+
+# --- enrichment --------------------------------------------------------------------------------
+
+MAX_DIRECT_ENRICHMENT = 100  # creators per POST /enrichments (a list's enrich may hold 1,000)
+
+
+class CreatorRef(BaseModel):
+    """A creator to enrich: the platform's creator id and its handle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform
+    external_id: str = Field(min_length=1, max_length=255)
+    handle: str = Field(min_length=1, max_length=255)
+
+    @field_validator("external_id", "handle")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        value = value.strip().removeprefix("@").strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+
+class EnrichmentCreate(BaseModel):
+    """Either ``creators`` or a job's ``creator_keys`` (with ``job_id``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    creators: list[CreatorRef] | None = Field(
+        default=None, min_length=1, max_length=MAX_DIRECT_ENRICHMENT
+    )
+    job_id: uuid.UUID | None = None
+    creator_keys: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_DIRECT_ENRICHMENT
+    )
+
+    @field_validator("creator_keys")
+    @classmethod
+    def _keys(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        keys = list(dict.fromkeys(k.strip().lower() for k in value))
+        if any(not k or len(k) > 255 for k in keys):
+            raise ValueError("each creator key must be 1 to 255 characters")
+        return keys
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EnrichmentCreate":
+        by_job = self.job_id is not None or self.creator_keys is not None
+        if self.creators is not None and by_job:
+            raise ValueError("give either creators or job_id with creator_keys, not both")
+        if self.creators is None and (self.job_id is None or self.creator_keys is None):
+            raise ValueError("give creators, or job_id with creator_keys")
+        return self
+
+
+class EnrichedProfile(BaseModel):
+    bio: str
+    emails: list[str]
+    followers: int | None
+    following: int | None
+    posts: int | None
+    engagement_rate: float | None
+    avg_views: int | None
+    links: list[str]
+    category: str | None
+    verified: bool
+    enriched_at: datetime
+    source: str
+    synthetic: bool
+
+    @classmethod
+    def of(cls, profile: dict[str, Any], enriched_at: datetime) -> "EnrichedProfile":
+        return cls.model_validate({**profile, "enriched_at": enriched_at})
+
+
+class EnrichmentSummary(BaseModel):
+    id: uuid.UUID
+    status: EnrichmentStatus
+    total: int
+    done: int
+    failed: int
+
+
+class EnrichmentItemPublic(BaseModel):
+    platform: Platform
+    external_id: str
+    handle: str
+    status: EnrichmentItemStatus
+    profile: EnrichedProfile | None = None
+    error: str | None = None
+
+
+class EnrichmentPublic(EnrichmentSummary):
+    fetched: int  # the enrichments this one spent (cached and failed creators spend nothing)
+    created_at: datetime
+    completed_at: datetime | None
+    items: list[EnrichmentItemPublic]
+
+
+class CreatorProfilePublic(BaseModel):
+    platform: Platform
+    external_id: str
+    handle: str
+    profile: EnrichedProfile

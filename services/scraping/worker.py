@@ -1,5 +1,6 @@
-"""The scraping worker: search work items, purges, the timeout sweeper, and the answer to
-"which creators of this job?" (``scraping.results.creators``, request/reply).
+"""The scraping worker: search and enrichment work items, purges, the timeout sweeper, and two
+request/reply servers: the answer to "which creators of this job?" (``scraping.results.creators``)
+and the start of an enrichment for another service (``scraping.enrichments.start``).
 
 Work items sit on the ``SCRAPING_WORK`` work-queue stream; every worker process binds the same
 durable pull consumer, so JetStream hands each item to exactly one of them and the load is
@@ -10,6 +11,7 @@ its transaction: the item is redelivered after ``ack_wait`` and done again, once
 import asyncio
 from typing import Any
 
+from shared.quota import QuotaClient
 from shared.scheduler import Recurring
 from shared.worker import ConsumerSpec, WorkerContext, WorkerSpec
 
@@ -30,6 +32,8 @@ def build(
 ) -> WorkerSpec:
     """The worker spec; ``provider``/``search_options`` override settings (tests, tools)."""
     provider = provider or make_provider(ctx.settings)
+    ttl_days = ctx.settings.enrichment_ttl_days
+    quota = QuotaClient(ctx.nc, ctx.prefix, timeout=ctx.settings.quota_timeout_seconds)
 
     async def close_provider() -> None:
         """Holds the provider's HTTP client for the worker's life; closes it on stop."""
@@ -42,7 +46,10 @@ def build(
         consumers=[
             ConsumerSpec(
                 "search",
-                {"scraping.work.search.v1": handlers.search_handler(provider)},
+                {
+                    "scraping.work.search.v1": handlers.search_handler(provider),
+                    "scraping.work.enrich.v1": handlers.enrich_handler(provider, ttl_days),
+                },
                 options={
                     **SEARCH_OPTIONS,
                     "ack_wait": ctx.settings.scraping_work_ack_wait_seconds,
@@ -54,7 +61,12 @@ def build(
                 "campaign", {"campaign.campaign.deleted.v1": handlers.on_campaign_deleted}
             ),
         ],
-        rpc={"scraping.results.creators": handlers.results_creators_handler(ctx.sessions)},
+        rpc={
+            "scraping.results.creators": handlers.results_creators_handler(ctx.sessions),
+            "scraping.enrichments.start": handlers.start_enrichment_handler(
+                ctx.sessions, quota, ttl_days
+            ),
+        },
         jobs={"scraping.sweep_timeouts": handlers.sweep_timeouts},
         schedules=SCHEDULES,
         tasks=[close_provider],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.models.enums import (
     BillingInterval,
@@ -29,14 +29,15 @@ from shared.models.enums import (
 )
 from shared.results import JobCreatorsReply, JobCreatorsRequest
 
+from .enrichment import (
+    CreatorEnriched,
+    EnrichmentEnded,
+    EnrichmentStartReply,
+    EnrichmentStartRequest,
+    EnrichWorkItem,
+)
 from .envelope import event_subject
-
-
-class Payload(BaseModel):
-    """Base of every event payload: immutable, and strict about unknown fields when produced."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from .payload import Payload
 
 # identity ---------------------------------------------------------------------------------
 
@@ -251,8 +252,11 @@ _SPECS = [
     _spec("scraping.job.failed", _S, "SCRAPING", JobEnded),
     _spec("scraping.job.timed_out", _S, "SCRAPING", JobEnded),
     _spec("scraping.job.cancelled", _S, "SCRAPING", JobEnded),
+    _spec("scraping.creator.enriched", _S, "SCRAPING", CreatorEnriched),
+    _spec("scraping.enrichment.completed", _S, "SCRAPING", EnrichmentEnded),
     # Work items, not facts: a work-queue stream hands each one to exactly one worker.
     _spec("scraping.work.search", _S, "SCRAPING_WORK", SearchWorkItem),
+    _spec("scraping.work.enrich", _S, "SCRAPING_WORK", EnrichWorkItem),
 ]
 CATALOGUE: dict[str, EventSpec] = {spec.subject: spec for spec in _SPECS}
 
@@ -328,5 +332,6 @@ RPC: dict[str, RpcSpec] = {
         RpcSpec(
             "scraping.results.creators", Service.scraping, JobCreatorsRequest, JobCreatorsReply
         ),
+        RpcSpec("scraping.enrichments.start", _S, EnrichmentStartRequest, EnrichmentStartReply),
     )
 }

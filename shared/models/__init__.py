@@ -14,6 +14,7 @@ from .billing import (
     UserUsage,
 )
 from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
+from .enrichments import CreatorEnrichment, Enrichment, EnrichmentItem
 from .enums import Service
 from .identity import (
     LoggingConfiguration,
@@ -58,6 +59,9 @@ OWNERSHIP: dict[str, str] = {
     "scraping_jobs": Service.scraping,
     "scraping_results": Service.scraping,
     "scraping_job_creators": Service.scraping,
+    "scraping_enrichments": Service.scraping,
+    "scraping_enrichment_items": Service.scraping,
+    "scraping_creator_profiles": Service.scraping,
     "events": SHARED,
     "inbox": SHARED,
     "event_attempts": SHARED,
@@ -81,9 +85,12 @@ __all__ = [
     "SHARED",
     "BackgroundJob",
     "Campaign",
+    "CreatorEnrichment",
     "CreatorList",
     "CreatorProfile",
     "DeadLetter",
+    "Enrichment",
+    "EnrichmentItem",
     "Event",
     "EventAttempt",
     "IdempotencyKey",

@@ -180,3 +180,17 @@ class DeadLetterStatus(StrEnum):
 class IdempotencyStatus(StrEnum):
     processing = "processing"
     completed = "completed"
+
+
+class EnrichmentStatus(StrEnum):
+    pending = "pending"
+    processing = "processing"
+    completed = "completed"
+    error = "error"
+
+
+class EnrichmentItemStatus(StrEnum):
+    pending = "pending"
+    fetched = "fetched"  # asked from the provider: the one kind that spends an enrichment
+    cached = "cached"  # answered from a profile fresher than ENRICHMENT_TTL_DAYS: free
+    failed = "failed"  # the provider refused it for good: free

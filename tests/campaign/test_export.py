@@ -30,7 +30,7 @@ async def test_csv_has_a_header_and_the_items_in_position_order(api, make_owner)
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0] == [
         "position", "bucket", "platform", "external_id", "handle", "display_name", "followers",
-        "engagement_rate", "category", "url", "notes", "pinned", "added_at",
+        "engagement_rate", "category", "url", "notes", "pinned", "added_at", "email",
     ]  # fmt: skip
     assert len(rows) == 3
     assert rows[1][:7] == ["0", "backlog", "tiktok", "t1", "first", "", "10"]

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.dev import SERVICES, DevSuite, dev_environment, forget_streams, start, stop
+from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 TOUR = "## A five-minute tour"
@@ -86,6 +87,7 @@ async def test_the_readme_tour_runs_as_written(suite: DevSuite):
         "user_123 is on Growth (active, billed monthly)",  # scout billing subscribe
         '"plan":"growth","subscription_status":"active"',  # the billing status
         '"added":5,"skipped":0,"attempted":5,"missing":[],"truncated":false',  # from_job
+        '"total":3,"done":3,"failed":0,"fetched":3',  # three creators enriched
     ):
         assert expected in text, f"{expected!r} not in the tour's output:\n{text}"
     csv_lines = [line for line in text.splitlines() if line.count(",") >= 3]
@@ -99,6 +101,14 @@ async def test_the_readme_tour_runs_as_written(suite: DevSuite):
         status = (await http.get(f"{billing}/billing/status")).json()
     assert [(x["name"], x["creator_count"]) for x in lists["items"]] == [("Shortlist", 5)]
     assert status["usage"]["campaigns"]["used"] == 1
+
+    # Three creators fetched, then the list's five: three from storage, two fetched.
+    async def spent() -> bool:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+            usage = (await http.get(f"{billing}/billing/status")).json()["usage"]
+        return usage["enrichments"] == {"used": 5, "limit": 500, "reserved": 0}
+
+    await eventually(spent, within=20)
 
 
 async def test_a_second_scout_dev_refuses_with_one_line_naming_the_port(suite: DevSuite):

@@ -56,6 +56,7 @@ def test_every_spec_subject_has_a_typed_payload_and_a_producer_stream():
         "billing.usage.release",
         "billing.usage.release_key",
         "scraping.results.creators",
+        "scraping.enrichments.start",
     } == set(RPC)
 
 

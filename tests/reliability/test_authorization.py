@@ -27,9 +27,14 @@ FOREIGN = {
     ("campaign", "PATCH", "/lists/{list_id}/items"): {"items": [{"id": "{item_id}", "notes": "x"}]},
     ("campaign", "DELETE", "/lists/{list_id}/items"): {"item_ids": ["{item_id}"]},
     ("campaign", "GET", "/lists/{list_id}/export.csv"): None,
+    ("campaign", "POST", "/lists/{list_id}/enrich"): None,
     ("scraping", "GET", "/jobs/{job_id}"): None,
     ("scraping", "GET", "/jobs/{job_id}/results"): None,
     ("scraping", "POST", "/jobs/{job_id}/cancel"): None,
+    ("scraping", "GET", "/enrichments/{enrichment_id}"): None,
+    # Enriched profiles are public creator data, shared by every user: nobody's id is in the
+    # path, and one nobody enriched is 404 for everyone.
+    ("scraping", "GET", "/creators/{platform}/{external_id}"): None,
 }
 ADMIN = {
     ("identity", "GET", "/admin/users"),
@@ -59,7 +64,8 @@ async def test_other_users_ids_are_not_found_and_admin_routes_forbidden(
     as_bob = {"authorization": f"Bearer {signing_keys.token(bob_id)}"}
     ids: dict[str, str] = {
         "clerk_user_id": alice_id, "category": "feature", "key": "x",
-        "service": "campaign", "logger": "scout",
+        "service": "campaign", "logger": "scout", "platform": "tiktok",
+        "external_id": "never-enriched",
     }  # fmt: skip
     secrets = ["Alice's launch", "alice_pick"]
 
@@ -84,6 +90,9 @@ async def test_other_users_ids_are_not_found_and_admin_routes_forbidden(
             )  # fmt: skip
             assert r.status_code == 202, r.text
             ids["job_id"] = r.json()["id"]
+            r = await scraping.post("/enrichments", json={"creators": [CREATOR]}, headers=as_alice)
+            assert r.status_code == 202, r.text
+            ids["enrichment_id"] = r.json()["id"]
 
         covered: set[tuple[str, str, str]] = set()
         for service in ("identity", "billing", "campaign", "scraping"):

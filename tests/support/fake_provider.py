@@ -1,10 +1,14 @@
 """A local fake of the ScrapeCreators API on a real socket, so the real HTTP adapter runs.
 
-Serves the three keyword-search endpoints with deterministic data (a term written ``<text>:<n>``
+Serves the three keyword-search endpoints and the three profile endpoints with deterministic data (a term written ``<text>:<n>``
 holds ``n`` videos, else ``default_supply``; every fifth video repeats an earlier author, as real
 search results do), checks ``x-api-key``, records every request, and plays scripted faults:
 ``fake.script(Fault(status=503), Fault(delay=1.0), Fault(status=429, retry_after=0), Fault(garbage=True))``
 applies one fault per incoming request, in order, before answering normally again.
+
+Profiles: a creator whose handle (or channel id) starts with ``missing`` is unknown (404); any
+other has the figures of :func:`profile_figures`, so tests can compute what the adapter must
+report.
 """
 
 import asyncio
@@ -32,7 +36,104 @@ class Fault:
     garbage: bool = False  # answer 200 with a body that is not JSON
 
 
-class FakeScrapeCreators:
+def profile_figures(name: str) -> dict[str, int]:
+    """A creator's figures, derived from its handle or channel id."""
+    n = sum(ord(ch) for ch in name)
+    return {"followers": 10_000 + n, "following": n % 500, "posts": 100 + n % 50}
+
+
+class _Profiles:
+    """The three profile endpoints (mixed into the fake)."""
+
+    async def _gate(self, request: Request) -> Response | None:  # provided by the fake
+        raise NotImplementedError
+
+    @staticmethod
+    def _unknown(name: str) -> Response | None:
+        if name.startswith("missing"):
+            return JSONResponse({"success": False, "message": "user not found"}, 404)
+        return None
+
+    async def _tiktok_profile(self, request: Request) -> Response:
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        handle = request.query_params["handle"]
+        if (unknown := self._unknown(handle)) is not None:
+            return unknown
+        f = profile_figures(handle)
+        return JSONResponse(
+            {
+                "user": {
+                    "id": f"68{len(handle):017d}",
+                    "uniqueId": handle,
+                    "nickname": handle.title(),
+                    "signature": f"Collabs: {handle}@mail.test",
+                    "verified": True,
+                    "bioLink": {"link": f"https://links.test/{handle}"},
+                },
+                "stats": {
+                    "followerCount": f["followers"],
+                    "followingCount": f["following"],
+                    "heartCount": f["posts"] * 500,
+                    "videoCount": f["posts"],
+                },
+            }
+        )
+
+    async def _instagram_profile(self, request: Request) -> Response:
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        handle = request.query_params["handle"]
+        if (unknown := self._unknown(handle)) is not None:
+            return unknown
+        f = profile_figures(handle)
+        posts = [
+            {"node": {"edge_liked_by": {"count": 300}, "edge_media_to_comment": {"count": 20},
+                      "video_view_count": 4_000}},
+            {"node": {"edge_liked_by": {"count": 100}, "edge_media_to_comment": {"count": 0}}},
+        ]  # fmt: skip
+        return JSONResponse(
+            {
+                "success": True,
+                "data": {
+                    "user": {
+                        "id": "9001",
+                        "username": handle,
+                        "biography": "Photos and reels",
+                        "business_email": f"{handle}@brand.test",
+                        "external_url": f"https://{handle}.test",
+                        "bio_links": [{"url": f"https://{handle}.test"}, {"url": "https://x.test"}],
+                        "category_name": "Photographer",
+                        "is_verified": False,
+                        "edge_followed_by": {"count": f["followers"]},
+                        "edge_follow": {"count": f["following"]},
+                        "edge_owner_to_timeline_media": {"count": f["posts"], "edges": posts},
+                    }
+                },
+            }
+        )
+
+    async def _youtube_channel(self, request: Request) -> Response:
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        channel = request.query_params["channelId"]
+        if (unknown := self._unknown(channel)) is not None:
+            return unknown
+        f = profile_figures(channel)
+        return JSONResponse(
+            {
+                "channelId": channel,
+                "name": f"Channel {channel}",
+                "description": "Reviews every week. Business: yt@channel.test",
+                "subscriberCount": f["followers"],
+                "videoCount": f["posts"],
+                "viewCount": f["posts"] * 2_500,
+                "links": ["https://channel.test", {"url": "https://shop.test"}],
+            }
+        )
+
+
+class FakeScrapeCreators(_Profiles):
     def __init__(self, *, api_key: str = "test-key", per_page: int = 10, default_supply: int = 35):
         self.api_key, self.per_page, self.default_supply = api_key, per_page, default_supply
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -43,6 +144,9 @@ class FakeScrapeCreators:
                 Route("/v1/tiktok/search/keyword", self._tiktok),
                 Route("/v1/youtube/search", self._youtube),
                 Route("/v2/instagram/reels/search", self._instagram),
+                Route("/v1/tiktok/profile", self._tiktok_profile),
+                Route("/v1/instagram/profile", self._instagram_profile),
+                Route("/v1/youtube/channel", self._youtube_channel),
             ]
         )
 

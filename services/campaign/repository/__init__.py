@@ -3,12 +3,14 @@ handlers and ``scout db perf`` all run these (no other copy of a campaign query 
 
 from .campaigns import CampaignRepository, JobSummary
 from .dashboard import DashboardRepository
+from .enrich import EnrichRepository
 from .lists import EXPORT_COLUMNS, ListItemRow, ListRepository, export_statement
 
 __all__ = [
     "EXPORT_COLUMNS",
     "CampaignRepository",
     "DashboardRepository",
+    "EnrichRepository",
     "JobSummary",
     "ListItemRow",
     "ListRepository",

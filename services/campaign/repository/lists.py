@@ -26,12 +26,13 @@ from shared.queries.pagination import Page, paginate, validate_page
 # Profiles are inserted in (platform, external_id) order so two requests adding overlapping
 # creators take the unique-index locks in the same order and cannot deadlock. Existing profiles
 # are left as they are (first snapshot wins), which keeps follower_sum arithmetic exact.
+# ``metadata.enrichment`` is written only from scraping's enriched profiles, never by a client.
 _INSERT_PROFILES = sa.text("""
 INSERT INTO creator_profiles
     (platform, external_id, handle, display_name, avatar_url, url, followers,
      engagement_rate, category, metadata)
 SELECT platform, external_id, handle, display_name, avatar_url, url, followers,
-       engagement_rate, category, coalesce(metadata, '{}'::jsonb)
+       engagement_rate, category, coalesce(metadata, '{}'::jsonb) - 'enrichment'
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
     platform text, external_id text, handle text, display_name text, avatar_url text,
     url text, followers bigint, engagement_rate numeric, category text, metadata jsonb)
@@ -126,12 +127,19 @@ class ListItemRow(NamedTuple):
     followers: int | None
     engagement_rate: Decimal | None
     category: str | None
+    email: str | None
 
 
-_ITEM_COLUMNS = """
+# An enriched creator shows its enriched follower count and first e-mail (metadata.enrichment,
+# kept by scraping.creator.enriched); the stored ``followers`` stays the snapshot the list
+# stats were summed from.
+ENRICHED_FOLLOWERS = "coalesce((p.metadata->'enrichment'->>'followers')::bigint, p.followers)"
+ENRICHED_EMAIL = "p.metadata->'enrichment'->'emails'->>0"
+
+_ITEM_COLUMNS = f"""
   i.id, i.creator_id, i.position, i.bucket, i.pinned, i.notes, i.metrics_snapshot,
   i.created_at AS added_at, p.platform, p.external_id, p.handle, p.display_name, p.avatar_url, p.url,
-  p.followers, p.engagement_rate, p.category"""
+  {ENRICHED_FOLLOWERS} AS followers, p.engagement_rate, p.category, {ENRICHED_EMAIL} AS email"""
 
 # Ownership, total and page in one statement; no row ⇒ not this user's list (answer 404).
 _ITEMS_PAGE = sa.text(
@@ -167,7 +175,7 @@ WHERE l.id = :list_id AND l.user_id = :user_id
 
 EXPORT_COLUMNS = (
     "position", "bucket", "platform", "external_id", "handle", "display_name", "followers",
-    "engagement_rate", "category", "url", "notes", "pinned", "added_at",
+    "engagement_rate", "category", "url", "notes", "pinned", "added_at", "email",
 )  # fmt: skip
 
 
@@ -282,6 +290,9 @@ class ListRepository:
         return set(rows.scalars())
 
 
+_ENRICHMENT = CreatorProfile.metadata_["enrichment"]  # type: ignore[index]
+
+
 def export_statement(list_id: uuid.UUID) -> sa.Select:
     """The CSV rows of a list in position order (streamed with a server-side cursor)."""
     return (
@@ -292,13 +303,16 @@ def export_statement(list_id: uuid.UUID) -> sa.Select:
             CreatorProfile.external_id,
             CreatorProfile.handle,
             CreatorProfile.display_name,
-            CreatorProfile.followers,
+            sa.func.coalesce(
+                _ENRICHMENT["followers"].astext.cast(sa.BigInteger), CreatorProfile.followers
+            ),
             CreatorProfile.engagement_rate,
             CreatorProfile.category,
             CreatorProfile.url,
             ListItem.notes,
             ListItem.pinned,
             ListItem.created_at,
+            _ENRICHMENT["emails"][0].astext,
         )
         .join(CreatorProfile, CreatorProfile.id == ListItem.creator_id)
         .where(ListItem.list_id == list_id)

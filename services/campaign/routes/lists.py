@@ -11,10 +11,25 @@ from shared.models.enums import ListBucket
 from shared.queries.pagination import MAX_PAGE_SIZE
 from shared.ratelimit import rate_limit
 from shared.results import ResultsClient
-from shared.web import IDEMPOTENT, CallerId, ReadSessionDep, SessionDep, error_responses, raises
+from shared.web import (
+    IDEMPOTENT,
+    CallerId,
+    Idempotent,
+    ReadSessionDep,
+    SessionDep,
+    error_responses,
+    raises,
+)
 
 from .. import service
-from ..errors import JobNotFound, ListNotFound
+from ..errors import (
+    EnrichmentsLimitReached,
+    JobNotFound,
+    ListEmpty,
+    ListNotFound,
+    ListTooLargeToEnrich,
+    ScrapingUnavailable,
+)
 from ..export import csv_chunks
 from ..schemas import (
     MAX_PAGE,
@@ -27,6 +42,7 @@ from ..schemas import (
     ItemsUpdated,
     ListCreate,
     ListDetail,
+    ListEnrichmentStarted,
     ListItemPublic,
     ListPublic,
     ListUpdate,
@@ -120,6 +136,8 @@ async def list_items(
             handle=item.handle,
             display_name=item.display_name,
             followers=item.followers,
+            engagement_rate=item.engagement_rate,
+            email=item.email,
             position=item.position,
             bucket=item.bucket,
             notes=item.notes,
@@ -202,3 +220,33 @@ async def export_csv(
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="list-{list_id}.csv"'},
     )
+
+
+@router.post(
+    "/{list_id}/enrich",
+    status_code=202,
+    summary="Enrich a list's creators",
+    responses=error_responses(
+        ListNotFound, ListEmpty, ListTooLargeToEnrich, EnrichmentsLimitReached, ScrapingUnavailable
+    ),
+    dependencies=LIST_WRITES,
+)
+async def enrich_list(
+    list_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    user_id: CallerId,
+    operation: Idempotent,
+) -> ListEnrichmentStarted:
+    """Start one enrichment of the list's creators (up to 1,000) in the scraping service: each
+    spends one of this month's enrichments unless it was enriched recently or fails (403
+    ``enrichments_limit_reached`` when they do not fit, 503 when scraping or billing cannot be
+    asked). Answers the enrichment's id; follow it with scraping's ``GET /enrichments/{id}``.
+    Enriched e-mail, followers and engagement rate then show in the list's items and export."""
+    settings = request.app.state.settings
+    scraping = service.ScrapingClient(
+        request.app.state.nats.live, settings.scout_nats_prefix,
+        timeout=settings.quota_timeout_seconds,
+    )  # fmt: skip
+    reply = await service.enrich_list(session, scraping, user_id, list_id, operation.id)
+    return ListEnrichmentStarted(**reply.model_dump())

@@ -29,6 +29,7 @@ from .campaigns import (
     update_items,
     update_list,
 )
+from .enrich import ScrapingClient, apply_enriched, enrich_list
 from .from_job import add_from_job
 
 __all__ = [
@@ -39,8 +40,10 @@ __all__ = [
     "RESERVATION_TTL_SECONDS",
     "SERVICE",
     "TRANSITIONS",
+    "ScrapingClient",
     "add_from_job",
     "add_items",
+    "apply_enriched",
     "campaign_detail",
     "campaign_page",
     "create_campaign",
@@ -49,6 +52,7 @@ __all__ = [
     "dedupe",
     "delete_campaign",
     "delete_list",
+    "enrich_list",
     "items_page",
     "list_detail",
     "list_page",

@@ -3,10 +3,13 @@
 from shared.settings import Settings
 
 from .base import Provider, ProviderError, ProviderUnavailable, SearchPage, SearchQuery
+from .profiles import Profile, ProfileQuery
 from .scrapecreators import ScrapeCreatorsProvider
 from .synthetic import SyntheticProvider
 
 __all__ = [
+    "Profile",
+    "ProfileQuery",
     "Provider",
     "ProviderError",
     "ProviderUnavailable",

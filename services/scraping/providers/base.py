@@ -7,6 +7,7 @@ from shared.events.failures import TransientError
 from shared.models.enums import Platform, SearchType
 
 from ..creators import Creator
+from .profiles import Profile, ProfileQuery
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class Provider(Protocol):
     async def search(self, query: SearchQuery, cursor: str | None) -> SearchPage:
         """The page at ``cursor`` (``None`` = first page); raises :class:`ProviderError` or
         :class:`ProviderUnavailable`."""
+        ...
+
+    async def profile(self, query: ProfileQuery) -> Profile:
+        """The creator's enriched profile; raises :class:`ProviderError` (unknown creator, bad
+        data) or :class:`ProviderUnavailable`."""
         ...
 
     async def aclose(self) -> None: ...

@@ -7,6 +7,11 @@ Endpoints (header ``x-api-key``), one page per call:
   ``{videos: [{id, url, title, channel{id, title, handle, thumbnail}, viewCountInt, …}], continuationToken}``
 - Instagram ``GET /v2/instagram/reels/search?query=`` → ``{reels: [{…, owner{…}}]}`` (one page only)
 
+Profiles (enrichment), one creator per call, normalised in ``profiles.py``:
+- TikTok    ``GET /v1/tiktok/profile?handle=``
+- Instagram ``GET /v1/instagram/profile?handle=``
+- YouTube   ``GET /v1/youtube/channel?channelId=``
+
 Timeouts, connection errors, 5xx and 429 are retried a few times within the call (429 honours
 ``Retry-After``); if they persist the call raises :class:`ProviderUnavailable`, a transient
 failure the work queue retries with backoff until the provider is back (the job keeps going,
@@ -26,6 +31,7 @@ from shared.models.enums import Platform, SearchType
 
 from ..creators import Content, ContentStats, Creator, creator_key, emails_in
 from .base import ProviderError, ProviderUnavailable, SearchPage, SearchQuery
+from .profiles import Profile, ProfileQuery, instagram_profile, tiktok_profile, youtube_profile
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,19 @@ class ScrapeCreatorsProvider:
             return self._youtube_page(body, query.term)
         body = await self._get("/v2/instagram/reels/search", {"query": query.term})
         return self._instagram_page(body, query.term)
+
+    async def profile(self, query: ProfileQuery) -> Profile:
+        """One creator's profile from the platform's profile endpoint (same retry rules as
+        search: 5xx/429/timeouts retried, then :class:`ProviderUnavailable`; other 4xx, e.g. an
+        unknown creator, :class:`ProviderError`)."""
+        if query.platform == Platform.tiktok:
+            body = await self._get("/v1/tiktok/profile", {"handle": query.handle})
+            return tiktok_profile(body, self.name)
+        if query.platform == Platform.youtube:
+            body = await self._get("/v1/youtube/channel", {"channelId": query.external_id})
+            return youtube_profile(body, self.name)
+        body = await self._get("/v1/instagram/profile", {"handle": query.handle})
+        return instagram_profile(body, self.name)
 
     # --- HTTP ----------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ written ``<text>:<n>``, e.g. ``fitness:0`` finds nobody), so searches exhaust. S
 the previous one and a small pool of "popular" creators turns up under every term, so per-job
 dedupe is exercised. Every creator carries ``synthetic: true`` and ``source: "synthetic"``, and
 e-mails use the reserved ``example.com`` domain.
+
+Profiles (enrichment) derive from (platform, external id) the same way; a creator whose external
+id starts with ``missing`` does not exist (the provider refuses it for good).
 """
 
 import hashlib
@@ -15,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from shared.models.enums import Platform, SearchType
 
 from ..creators import Content, ContentStats, Creator, creator_key, emails_in
-from .base import SearchPage, SearchQuery
+from .base import ProviderError, SearchPage, SearchQuery
+from .profiles import Profile, ProfileQuery
 
 PAGE_SIZE = 20
 POOL = 20_000  # distinct creators per platform
@@ -27,6 +31,7 @@ _ADJECTIVES = ("sunny", "urban", "wild", "daily", "tiny", "bold", "happy", "lazy
 _NOUNS = ("chef", "runner", "nomad", "gamer", "maker", "coach", "artist", "baker", "rider",
           "diver", "reader", "yogi", "vlogger", "stylist", "builder", "traveler")  # fmt: skip
 _EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+_CATEGORIES = ("fitness", "food", "travel", "gaming", "beauty", "tech", "music", "education")
 
 
 def _h(*parts: object) -> int:
@@ -59,6 +64,30 @@ class SyntheticProvider:
 
     async def aclose(self) -> None:
         return None
+
+    async def profile(self, query: ProfileQuery) -> Profile:
+        if query.external_id.lower().startswith("missing"):
+            raise ProviderError(f"no {query.platform} creator {query.external_id!r}")
+        h = _h(query.platform, "profile", query.external_id)
+        followers = 1_000 + h % 5_000_000
+        email = f"{query.handle.lower()}@example.com" if h % 4 != 3 else None
+        bio = f"[synthetic] {_NOUNS[(h >> 4) % 16]} on {query.platform}" + (
+            f" | contact: {email}" if email else ""
+        )
+        return Profile(
+            bio=bio,
+            emails=[email] if email else [],
+            followers=followers,
+            following=(h >> 12) % 3_000,
+            posts=10 + (h >> 20) % 2_000,
+            engagement_rate=round(0.5 + ((h >> 28) % 1_500) / 100, 2),
+            avg_views=500 + (h >> 36) % 1_000_000,
+            links=[f"https://synthetic.invalid/{query.platform}/{query.external_id}"],
+            category=_CATEGORIES[(h >> 44) % len(_CATEGORIES)],
+            verified=(h >> 50) % 13 == 0,
+            source=self.name,
+            synthetic=True,
+        )
 
     @staticmethod
     def _index(platform: Platform, chain: str, j: int) -> int:

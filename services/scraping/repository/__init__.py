@@ -1,10 +1,13 @@
 """Every SQL statement of the scraping service, one module per concern."""
 
+from .enrichments import EnrichmentRepository, ItemView
 from .jobs import JobRepository, ResultsPage, validate_window
 from .results import COUNT_CAP, NarrowedPage, ResultsRepository
 
 __all__ = [
     "COUNT_CAP",
+    "EnrichmentRepository",
+    "ItemView",
     "JobRepository",
     "NarrowedPage",
     "ResultsPage",

@@ -1,6 +1,14 @@
 """The scraping service's use cases, one module per concern."""
 
+from .enrichments import EnrichmentService, EnrichmentView, EnrichOutcome
 from .jobs import JobService, WorkOutcome
 from .results import ResultsService
 
-__all__ = ["JobService", "ResultsService", "WorkOutcome"]
+__all__ = [
+    "EnrichOutcome",
+    "EnrichmentService",
+    "EnrichmentView",
+    "JobService",
+    "ResultsService",
+    "WorkOutcome",
+]
