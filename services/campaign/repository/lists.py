@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import CreatorList, CreatorProfile, ListItem
@@ -185,12 +186,25 @@ class ListRepository:
         return creator_list
 
     async def page(
-        self, user_id: uuid.UUID, *, page: int, page_size: int, archived: bool | None
+        self,
+        user_id: uuid.UUID,
+        *,
+        page: int,
+        page_size: int,
+        archived: bool | None,
+        tags: Sequence[str] = (),
+        any_tags: Sequence[str] = (),
     ) -> Page[CreatorList]:
-        """A user's lists, most recently changed first."""
+        """A user's lists, most recently changed first; ``tags``: lists holding every one
+        (``tags @> '[…]'``, JSONB containment), ``any_tags``: lists holding at least one
+        (``tags ?| array[…]``, key exists), both answered by ``ix_creator_lists_tags_gin``."""
         stmt = sa.select(CreatorList).where(CreatorList.user_id == user_id)
         if archived is not None:
             stmt = stmt.where(CreatorList.is_archived.is_(archived))
+        if tags:
+            stmt = stmt.where(CreatorList.tags.contains(list(tags)))
+        if any_tags:
+            stmt = stmt.where(CreatorList.tags.has_any(postgresql.array(list(any_tags))))
         order = (CreatorList.updated_at.desc(), CreatorList.id.desc())
         return await paginate(self.session, stmt, page=page, page_size=page_size, order_by=order)
 
