@@ -211,6 +211,7 @@ def upgrade() -> None:
         "usage_reservations",
         ["user_id", "settled_at"],
         postgresql_where=sa.text("status = 'confirmed'"),
+        postgresql_include=["resource", "used_amount"],
     )
 
 

@@ -205,6 +205,7 @@ class UsageReservation(TableBase, table=True):
             "user_id",
             "settled_at",
             postgresql_where=sa.text("status = 'confirmed'"),
+            postgresql_include=["resource", "used_amount"],  # index-only
         ),
     )
 

@@ -28,6 +28,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.billing.repository import usage_history
 from services.campaign.repository import CampaignRepository, DashboardRepository, ListRepository
 from services.scraping.repository import JobRepository
 from shared.db import libpq_url, make_engine, session_factory
@@ -101,6 +102,12 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
             ),
             f"page {deep_page}",
         ),
+        # campaign: GET /campaigns?include=jobs (selectinload: the page, then its jobs)
+        Pattern(
+            "campaigns with jobs",
+            lambda s: CampaignRepository(s).page_with_jobs(heavy, page=1, page_size=PAGE_SIZE),
+            "heaviest user, page 1 and every job of its campaigns",
+        ),
         # campaign: GET /campaigns/{id}
         Pattern(
             "campaign job summary",
@@ -133,6 +140,29 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
             "list page",
             lambda s: ListRepository(s).items_page(heavy, heavy_list, page=2, page_size=PAGE_SIZE),
             f"list of {record['heavy_list']['items']} items",
+        ),
+        # campaign: GET /lists?tag= (JSONB containment) and ?any_tag= (key exists)
+        Pattern(
+            "lists by tag (@>)",
+            lambda s: ListRepository(s).page(
+                heavy, page=1, page_size=PAGE_SIZE, archived=None, tags=[record["keyword"]]
+            ),
+            "heaviest user",
+        ),
+        Pattern(
+            "lists by any tag (?|)",
+            lambda s: ListRepository(s).page(
+                heavy,
+                page=1,
+                page_size=PAGE_SIZE,
+                archived=None,
+                any_tags=[record["keyword"], "travel"],
+            ),
+            "heaviest user",
+        ),
+        # billing: GET /billing/usage/history (monthly aggregation)
+        Pattern(
+            "usage by month", lambda s: usage_history(s, heavy, 12), "heaviest user, 12 months"
         ),
         # campaign: GET /dashboard
         Pattern("dashboard", lambda s: DashboardRepository(s).overview(heavy), "heaviest user"),
