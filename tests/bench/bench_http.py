@@ -40,10 +40,10 @@ from typing import Any
 import httpx
 import jwt
 import orjson
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared import sqltrace
 from shared.auth import mint_token
 from shared.db import libpq_url
 from shared.settings import LOCAL_POSTGRES_URL, Settings
@@ -151,13 +151,12 @@ async def record_sql(endpoint: Endpoint, settings: Settings, token: str) -> list
     calls: list[tuple[str, Any]] = []
     active = False
 
-    def hook(conn, cursor, statement, parameters, context, executemany) -> None:
+    def hook(cursor, statement, parameters) -> None:
         if active:
             calls.append((statement, parameters))
 
     app = importlib.import_module(f"services.{endpoint.service}.api").create_app(settings)
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", hook)
-    try:
+    with sqltrace.recording(None, hook):
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -168,8 +167,6 @@ async def record_sql(endpoint: Endpoint, settings: Settings, token: str) -> list
                 answer = await client.get(endpoint.path, headers=headers)
                 active = False
                 answer.raise_for_status()
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", hook)
     return calls
 
 

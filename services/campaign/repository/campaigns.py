@@ -27,7 +27,7 @@ LISTING_COLUMNS = (
 LISTING_FIELDS = tuple(c.key for c in LISTING_COLUMNS)
 
 
-def _listing(status: str | None, *columns: Any) -> PageQuery:
+def _listing(status: str | None, *columns: Any, driver: bool = False) -> PageQuery:
     """The live campaigns of a user (of one status), newest first, built once (the user is a
     bind parameter). Campaigns whose deletion has started are gone as far as listings go. The
     page is a deferred join on ``ix_campaigns_user_id_live_newest`` (see ``PageQuery``'s key);
@@ -41,10 +41,13 @@ def _listing(status: str | None, *columns: Any) -> PageQuery:
     total = sa.func.coalesce(
         sa.select(counter).where(CampaignUserStats.user_id == user).scalar_subquery(), 0
     )
-    return PageQuery.build(stmt, order_by=newest_first(Campaign), key=Campaign.id, total=total)
+    return PageQuery.build(
+        stmt, order_by=newest_first(Campaign), key=Campaign.id, total=total, driver=driver
+    )
 
 
-_PAGES = {s: _listing(s, *LISTING_COLUMNS) for s in (None, *CampaignStatus)}
+# Plain rows on the driver path (GET /campaigns is the hottest campaign read).
+_PAGES = {s: _listing(s, *LISTING_COLUMNS, driver=True) for s in (None, *CampaignStatus)}
 # GET /campaigns?include=jobs: the page as ORM objects, each with its jobs loaded by ONE more
 # statement for the whole page (selectinload; the runner state, search_params, is not read).
 _JOB_PAGES = {

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.models.enums import CampaignStatus, ListBucket
 
 WINDOW_DAYS = 30
@@ -53,6 +54,9 @@ LEFT JOIN campaign_user_stats s ON s.user_id = :user_id
 """)
 
 
+_OVERVIEW_DRIVER = DriverQuery(_OVERVIEW)
+
+
 class DashboardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -66,7 +70,8 @@ class DashboardRepository:
             "types": list(ACTIVITY_TYPES),
             "recent": RECENT_ACTIVITY,
         }
-        row = (await self.session.execute(_OVERVIEW, params)).one()._mapping
+        row = await _OVERVIEW_DRIVER.mapping(self.session, params)
+        assert row is not None  # one row always (LEFT JOIN from a one-row FROM)
         campaigns = {"total": row["campaigns"] or 0}
         campaigns |= {status.value: row[status.value] or 0 for status in CampaignStatus}
         pipeline = {bucket.value: row[bucket.value] or 0 for bucket in ListBucket}
