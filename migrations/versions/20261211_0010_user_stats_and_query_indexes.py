@@ -195,7 +195,12 @@ def upgrade() -> None:
     )
     add_updated_at_trigger("campaign_user_stats")
     for name, body in FUNCTIONS.items():
-        op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${body}$$")
+        # SECURITY DEFINER: a cascade from another service's delete (identity deleting a user)
+        # fires these as that service's role, which may not write campaign's counters.
+        op.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+            f" SET search_path FROM CURRENT AS $${body}$$"
+        )
     # Counted under the triggers' lock order: no write can slip between backfill and trigger.
     op.execute("LOCK TABLE campaigns, creator_lists, list_items IN SHARE ROW EXCLUSIVE MODE")
     for name, (table, when, referencing, level, function) in TRIGGERS.items():
