@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from shared.db import DriverQuery
 from shared.models import Campaign, CampaignUserStats, CreatorList, ScrapingJob
 from shared.models.enums import CampaignStatus, JobStatus
 from shared.queries.pagination import Page, PageQuery, newest_first
@@ -71,6 +72,9 @@ _JOB_SUMMARY = sa.select(
 ).where(ScrapingJob.campaign_id == sa.bindparam("campaign_id", type_=sa.Uuid))
 
 
+_JOB_SUMMARY_DRIVER = DriverQuery(_JOB_SUMMARY)
+
+
 @dataclass(frozen=True, slots=True)
 class JobSummary:
     total: int = 0
@@ -129,8 +133,8 @@ class CampaignRepository:
     async def job_summary(self, campaign_id: uuid.UUID) -> JobSummary:
         """The campaign's jobs by status, their total and SUM(processed_results): one statement
         however many jobs it has (zeros for a campaign without jobs)."""
-        row = (await self.session.execute(_JOB_SUMMARY, {"campaign_id": campaign_id})).mappings()
-        found = row.one()
+        found = await _JOB_SUMMARY_DRIVER.mapping(self.session, {"campaign_id": campaign_id})
+        assert found is not None  # an aggregate without GROUP BY: always one row
         return JobSummary(
             total=found["total"],
             processed_results=int(found["processed"]),

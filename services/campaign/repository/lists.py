@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.models import CreatorList, CreatorProfile, ListItem
 from shared.queries.pagination import Page, paginate, validate_page
 
@@ -166,6 +167,10 @@ WHERE l.id = :list_id AND l.user_id = :user_id
 """
 )
 
+# Pages run on the driver connection (``shared.db.DriverQuery``): the hottest list read.
+_ITEMS_PAGE_DRIVER = DriverQuery(_ITEMS_PAGE)
+_BUCKET_ITEMS_PAGE_DRIVER = DriverQuery(_BUCKET_ITEMS_PAGE)
+
 EXPORT_COLUMNS = (
     "position", "bucket", "platform", "external_id", "handle", "display_name", "followers",
     "engagement_rate", "category", "url", "notes", "pinned", "added_at",
@@ -237,10 +242,10 @@ class ListRepository:
             "limit": page_size,
             "offset": (page - 1) * page_size,
         }
-        stmt = _ITEMS_PAGE
+        query = _ITEMS_PAGE_DRIVER
         if bucket is not None:
-            stmt, params["bucket"] = _BUCKET_ITEMS_PAGE, bucket
-        rows = (await self.session.execute(stmt, params)).all()
+            query, params["bucket"] = _BUCKET_ITEMS_PAGE_DRIVER, bucket
+        rows = await query.all(self.session, params)
         if not rows:
             return None
         items = [ListItemRow(*row[1:]) for row in rows if row[1] is not None]
