@@ -2,17 +2,21 @@
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
+from shared import sqltrace
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("scout.db")
@@ -66,7 +70,7 @@ def make_engine(
         statement_timeout = _given(statement_timeout, defaults.db_statement_timeout_seconds)
         pool_timeout = _given(pool_timeout, defaults.db_pool_timeout_seconds)
     statement_ms = int(statement_timeout * 1000)
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=2 * pool_size,
         max_overflow=0,
@@ -85,6 +89,8 @@ def make_engine(
             "keepalives_count": 3,
         },
     )
+    # Every statement is visible to recorders at the driver, whatever path sent it.
+    return sqltrace.trace(engine)
 
 
 def engine_for(
@@ -154,3 +160,75 @@ async def run_hooks(session: AsyncSession, *, committed: bool) -> None:
             await hook()
         except Exception:
             log.exception("db.hook_failed", extra={"committed": committed})
+
+
+# --- the driver path of the hottest reads --------------------------------------------------------
+
+_DIALECT = PGDialectAsync_psycopg()
+
+
+class DriverQuery:
+    """A read compiled once to the SQL psycopg receives, run on the session's own connection
+    with psycopg directly: no SQLAlchemy execution context, result processing or greenlet hop
+    per call (measured on the profile read: ~0.15 ms of ~0.5 ms). The session still owns the
+    connection, its transaction (or autocommit) and its pool checkout, and the statement is
+    seen by every recorder (``shared.sqltrace`` records at the driver). A Core ``AsyncConnection``
+    (already in its transaction) may stand in for the session.
+
+    Only for statements whose parameters psycopg adapts natively as SQLAlchemy would (uuid,
+    str, int, lists of str, datetimes) and whose columns need no SQLAlchemy result processing
+    (Postgres types psycopg loads itself); no expanding ``IN`` parameters.
+    """
+
+    __slots__ = ("defaults", "names", "processors", "sql")
+
+    def __init__(self, stmt: sa.Executable) -> None:
+        compiled = stmt.compile(dialect=_DIALECT)
+        self.sql: str = str(compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError("expanding (IN) parameters need SQLAlchemy's execution path")
+        # What SQLAlchemy would do to a parameter before psycopg sees it (most types: nothing).
+        self.processors = dict(compiled._bind_processors)
+        # Values bound at build time (literals SQLAlchemy turned into parameters).
+        self.defaults: dict[str, Any] = self._processed(compiled.params)
+        self.names: tuple[str, ...] | None = None  # the result's columns, from the first call
+
+    def _processed(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.processors:
+            return dict(params)
+        convert = self.processors
+        return {k: convert[k](v) if k in convert else v for k, v in params.items()}
+
+    async def _cursor(self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]):
+        conn = await session.connection() if isinstance(session, AsyncSession) else session
+        # Already checked out by connection(): reading it does no I/O, so no greenlet needed.
+        driver = conn.sync_connection.connection.driver_connection
+        return await driver.execute(self.sql, {**self.defaults, **self._processed(params)})
+
+    async def all(
+        self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]
+    ) -> list[tuple]:
+        return await (await self._cursor(session, params)).fetchall()
+
+    async def run(self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]) -> int:
+        """A statement without rows (UPDATE, DELETE): how many rows it touched."""
+        return (await self._cursor(session, params)).rowcount
+
+    async def first(self, session: AsyncSession, params: Mapping[str, Any]) -> tuple | None:
+        return await (await self._cursor(session, params)).fetchone()
+
+    async def scalar(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        row = await self.first(session, params)
+        return None if row is None else row[0]
+
+    async def mapping(
+        self, session: AsyncSession, params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        cursor = await self._cursor(session, params)
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        if self.names is None:
+            # Building ``cursor.description`` costs ~2.5 µs a column per call: once is enough.
+            self.names = tuple(c.name for c in cursor.description)
+        return dict(zip(self.names, row, strict=True))

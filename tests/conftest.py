@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared import sqltrace
 from shared.db import libpq_url, make_engine
 from shared.events.streams import connect, delete_streams
 from shared.models import metadata
@@ -152,7 +153,7 @@ class StatementCounter:
         self.statements: list[str] = []
         self.active = False
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:
+    def __call__(self, cursor, statement, parameters) -> None:
         if self.active:
             self.statements.append(statement)
 
@@ -172,12 +173,10 @@ class StatementCounter:
 
 @contextmanager
 def listening(engine: AsyncEngine, hook):
-    """``hook`` sees every statement sent on ``engine`` (SQLAlchemy's cursor hook) meanwhile."""
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", hook)
-    try:
+    """``hook`` sees every statement sent on ``engine`` meanwhile, recorded at the driver
+    (``shared.sqltrace``), so reads on the driver path are counted too."""
+    with sqltrace.recording(engine, hook):
         yield hook
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", hook)
 
 
 @pytest.fixture

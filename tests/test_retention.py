@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import retention
+from shared import retention, sqltrace
 from shared.db import libpq_url
 from shared.events.envelope import stream_name
 from shared.events.streams import EVENT_MAX_AGE_S, connect, ensure_streams
@@ -127,14 +127,11 @@ async def test_a_backlog_larger_than_a_chunk_goes_in_several_transactions(
         )
     statements: list[str] = []
 
-    def seen(conn, cursor, statement, *args) -> None:
+    def seen(cursor, statement, parameters) -> None:
         statements.append(statement)
 
-    sa.event.listen(committed.sync_engine, "before_cursor_execute", seen)
-    try:
+    with sqltrace.recording(committed, seen):
         assert await retention.prune_table(committed, "scraping", retention.RULES[1], 14) == 10
-    finally:
-        sa.event.remove(committed.sync_engine, "before_cursor_execute", seen)
     assert len([s for s in statements if s.startswith("DELETE FROM inbox")]) == 4  # 3+3+3+1
 
 

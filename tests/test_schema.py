@@ -423,16 +423,17 @@ async def test_six_plans_are_seeded_with_reference_limits(session):
 
 async def test_jsonb_queries_use_gin_indexes(session):
     await session.execute(sa.text("SET LOCAL enable_seqscan = off"))
-    for predicate, index in [
-        ("keywords @> '[\"fitness\"]'::jsonb", "ix_scraping_jobs_keywords_gin"),
-        ("search_params ? 'targetAudience'", "ix_scraping_jobs_search_params_gin"),
+    for table, predicate, index in [
+        ("scraping_jobs", "keywords @> '[\"fitness\"]'::jsonb", "ix_scraping_jobs_keywords_gin"),
+        ("scraping_jobs", "search_params ? 'targetAudience'", "ix_scraping_jobs_search_params_gin"),
+        # GET /lists?tag= and ?any_tag=
+        ("creator_lists", "tags @> '[\"fitness\"]'::jsonb", "ix_creator_lists_tags_gin"),
+        ("creator_lists", "tags ?| array['a', 'b']", "ix_creator_lists_tags_gin"),
     ]:
         plan = "\n".join(
             r[0]
             for r in (
-                await session.execute(
-                    sa.text(f"EXPLAIN SELECT id FROM scraping_jobs WHERE {predicate}")
-                )
+                await session.execute(sa.text(f"EXPLAIN SELECT id FROM {table} WHERE {predicate}"))
             ).all()
         )
         assert index in plan, plan

@@ -87,3 +87,14 @@ class StripeEvent(BaseModel):
         ge=0, le=2**33, description="Unix seconds; an older event never overwrites newer state."
     )
     data: StripeEventData
+
+
+class UsageMonth(BaseModel):
+    month: str = Field(description="calendar month, UTC, as YYYY-MM")
+    campaigns: int
+    creators: int
+    enrichments: int
+
+
+class UsageHistoryOut(BaseModel):
+    months: list[UsageMonth] = Field(description="newest first, months without usage as zeros")

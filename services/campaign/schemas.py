@@ -4,9 +4,16 @@ import math
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.models.enums import (
     CampaignStatus,
@@ -25,6 +32,8 @@ MAX_FROM_JOB = 5_000
 MAX_BULK_ITEMS = 500
 # Deep pages are refused before OFFSET arithmetic can overflow (and they would be slow anyway).
 MAX_PAGE = 100_000
+MAX_TAG_FILTERS = 10
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 INT64_MAX = 2**63 - 1
@@ -113,6 +122,28 @@ class CampaignPublic(Public):
     status: CampaignStatus
     created_at: datetime
     updated_at: datetime
+
+
+class CampaignJob(Public):
+    """One search of a campaign, as ``GET /campaigns?include=jobs`` lists it."""
+
+    id: uuid.UUID
+    platform: str
+    search_type: str
+    keywords: list[str] | None
+    status: str
+    progress: int
+    processed_results: int
+    target_results: int
+    created_at: datetime
+
+
+class CampaignListed(CampaignPublic):
+    """A campaign in ``GET /campaigns``; ``jobs`` is there only with ``include=jobs``."""
+
+    jobs: list[CampaignJob] | None = Field(
+        default=None, description="its searches, newest first; only with include=jobs"
+    )
 
 
 class JobSummaryPublic(Public):

@@ -103,9 +103,10 @@ def envelope_json(
     aggregate_id: str,
     correlation_id: str | None,
     causation_id: str | None,
-    data: dict[str, Any],
+    data: dict[str, Any] | orjson.Fragment,
 ) -> bytes:
-    """Serialise an outbox row straight to envelope JSON (the relay's hot path skips pydantic)."""
+    """Serialise an outbox row straight to envelope JSON (the relay's hot path skips pydantic);
+    ``data`` may be JSON text already (``orjson.Fragment``), embedded as it is."""
     return orjson.dumps(
         {
             "id": id,

@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from nats.js import JetStreamContext
-from sqlalchemy.engine import Row
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import libpq_url
+from shared.db import DriverQuery, libpq_url
 
 from .catalogue import CATALOGUE
 from .envelope import envelope_json, event_subject, prefixed, stream_name
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 # First key of the per-service advisory lock (the second is hashtext(service)).
 _LOCK_NAMESPACE = 0x5C0_0B0C
 _t = events_table.c
-# Labelled as envelope_json's keyword arguments, so a claimed row serialises in one call.
+# Labelled as envelope_json's keyword arguments, so a claimed row serialises in one call;
+# ``data`` comes as the JSON text Postgres holds and is embedded as it is (never parsed and
+# re-serialised in Python).
 _ENVELOPE_COLUMNS = (
     _t.id,
     _t.type,
@@ -41,7 +44,31 @@ _ENVELOPE_COLUMNS = (
     _t.aggregate_id,
     _t.correlation_id,
     _t.causation_id,
-    _t.data,
+    sa.cast(_t.data, sa.Text).label("data"),
+)
+_FIELDS = tuple(c.name for c in _ENVELOPE_COLUMNS)
+# The claim, the marks and the leader lock run on the driver connection (``DriverQuery``): one
+# statement each per batch, the ids as one array parameter rather than an IN list of 500.
+_LEADER = DriverQuery(
+    sa.select(
+        sa.func.pg_try_advisory_xact_lock(
+            _LOCK_NAMESPACE, sa.func.hashtext(sa.bindparam("service", type_=sa.Text))
+        )
+    )
+)
+_IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid))
+_MARK_PUBLISHED = DriverQuery(
+    events_table.update()
+    .where(_t.id == sa.func.any(_IDS))
+    .values(published_at=sa.func.now(), publish_attempts=_t.publish_attempts + 1)
+)
+_MARK_FAILED = DriverQuery(
+    events_table.update()
+    .where(_t.id == sa.func.any(_IDS))
+    .values(
+        publish_attempts=_t.publish_attempts + 1,
+        last_error=sa.bindparam("error", type_=sa.Text),
+    )
 )
 
 
@@ -83,11 +110,11 @@ class Relay:
             subject: (prefixed(subject, prefix), stream_name(spec.stream, prefix))
             for subject, spec in CATALOGUE.items()
         }
-        self._claim = (
+        self._claim = DriverQuery(
             sa.select(*_ENVELOPE_COLUMNS)
-            .where(_t.service == service, _t.published_at.is_(None))
+            .where(_t.service == sa.bindparam("service", type_=sa.Text), _t.published_at.is_(None))
             .order_by(_t.seq)
-            .limit(batch_size)
+            .limit(sa.bindparam("batch", type_=sa.Integer))
             .with_for_update(skip_locked=True)
         )
 
@@ -99,16 +126,9 @@ class Relay:
             # Relays of one service take turns (the others are hot standbys): this keeps the
             # stream in seq order and stops two relays racing to publish the same rows. The row
             # locks below would keep the claim safe even without it.
-            leader = await conn.scalar(
-                sa.select(
-                    sa.func.pg_try_advisory_xact_lock(
-                        _LOCK_NAMESPACE, sa.func.hashtext(self.service)
-                    )
-                )
-            )
-            if not leader:
+            if not await _LEADER.scalar(conn, {"service": self.service}):
                 return 0
-            rows = (await conn.execute(self._claim)).all()
+            rows = await self._claim.all(conn, {"service": self.service, "batch": self.batch_size})
             if not rows:
                 return 0
             acked, error = await self._publish(rows)
@@ -123,18 +143,22 @@ class Relay:
     async def before_commit(self, published: int) -> None:
         """Extension point between publish and commit (metrics; crash injection in tests)."""
 
-    async def _publish(self, rows: list[Row]) -> tuple[int, str | None]:
+    async def _publish(self, rows: list[tuple]) -> tuple[int, str | None]:
         """Publish all rows without waiting, then await the acks: (acked prefix length, error)."""
         futures: list[asyncio.Future] = []
         error: str | None = None
         try:
             for row in rows:
-                base = event_subject(row.type, row.version)
+                fields = dict(zip(_FIELDS, row, strict=True))
+                fields["data"] = orjson.Fragment(fields["data"])
+                base = event_subject(fields["type"], fields["version"])
                 subject, stream = self._subjects.get(base, (prefixed(base, self.prefix), None))
-                body = envelope_json(**row._mapping)
                 futures.append(
                     await self.js.publish_async(
-                        subject, body, headers={"Nats-Msg-Id": str(row.id)}, stream=stream
+                        subject,
+                        envelope_json(**fields),
+                        headers={"Nats-Msg-Id": str(fields["id"])},
+                        stream=stream,
                     )
                 )
         except Exception as exc:  # connection closed, outbound buffer full …
@@ -155,21 +179,13 @@ class Relay:
         return acked, error
 
     async def _mark(
-        self, conn: AsyncConnection, rows: list[Row], acked: int, error: str | None
+        self, conn: AsyncConnection, rows: list[tuple], acked: int, error: str | None
     ) -> None:
-        ids = [row.id for row in rows]
+        ids = [row[0] for row in rows]
         if acked:
-            await conn.execute(
-                events_table.update()
-                .where(_t.id.in_(ids[:acked]))
-                .values(published_at=sa.func.now(), publish_attempts=_t.publish_attempts + 1)
-            )
+            await _MARK_PUBLISHED.run(conn, {"ids": ids[:acked]})
         if error and acked < len(ids):
-            await conn.execute(
-                events_table.update()
-                .where(_t.id.in_(ids[acked:]))
-                .values(publish_attempts=_t.publish_attempts + 1, last_error=error[:2000])
-            )
+            await _MARK_FAILED.run(conn, {"ids": ids[acked:], "error": error[:2000]})
 
     async def drain(self) -> int:
         """Publish until the outbox of this service is empty (or another relay holds it)."""

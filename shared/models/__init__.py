@@ -13,7 +13,7 @@ from .billing import (
     UserSubscription,
     UserUsage,
 )
-from .campaign import Campaign, CreatorList, CreatorProfile, ListItem
+from .campaign import Campaign, CampaignUserStats, CreatorList, CreatorProfile, ListItem
 from .enrichments import CreatorEnrichment, Enrichment, EnrichmentItem
 from .enums import Service
 from .identity import (
@@ -56,6 +56,7 @@ OWNERSHIP: dict[str, str] = {
     "creator_profiles": Service.campaign,
     "creator_lists": Service.campaign,
     "list_items": Service.campaign,
+    "campaign_user_stats": Service.campaign,
     "scraping_jobs": Service.scraping,
     "scraping_results": Service.scraping,
     "scraping_job_creators": Service.scraping,
@@ -85,6 +86,7 @@ __all__ = [
     "SHARED",
     "BackgroundJob",
     "Campaign",
+    "CampaignUserStats",
     "CreatorEnrichment",
     "CreatorList",
     "CreatorProfile",

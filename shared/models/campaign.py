@@ -89,6 +89,7 @@ class CreatorList(TableBase, table=True):
             "is_archived",
             "updated_at",
         ),
+        sa.Index("ix_creator_lists_tags_gin", "tags", postgresql_using="gin"),
     )
 
     user_id: uuid.UUID = Field(
@@ -98,7 +99,7 @@ class CreatorList(TableBase, table=True):
     description: str | None = Field(default=None, sa_type=sa.Text)
     type: str = enum_column(ListType, default=ListType.custom)
     privacy: str = enum_column(ListPrivacy, default=ListPrivacy.private)
-    tags: list[str] = jsonb("[]")
+    tags: list[str] = jsonb("[]")  # GIN (jsonb_ops): GET /lists?tag= (@>) and ?any_tag= (?|)
     settings: dict[str, Any] = jsonb()
     is_archived: bool = Field(
         default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()}
@@ -155,3 +156,31 @@ class ListItem(TableBase, table=True):
         back_populates="items", sa_relationship_kwargs={"lazy": "raise"}
     )
     creator: CreatorProfile = Relationship(sa_relationship_kwargs={"lazy": "raise"})
+
+
+def _counter() -> Any:
+    return Field(default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")})
+
+
+class CampaignUserStats(TableBase, table=True):
+    """What a user owns in campaign, counted: live campaigns by status, lists, and the items of
+    their unarchived lists by bucket. Kept by triggers (migration 0010) in the same statement
+    as the rows they count — inserts, updates, deletes, COPY and cascades alike — so the
+    dashboard and the campaigns page's total read one row whatever the user owns. No row means
+    zeros. ``scout db inspect`` checks every row against a recount."""
+
+    __tablename__ = "campaign_user_stats"
+
+    user_id: uuid.UUID = user_fk(unique=True)
+    campaigns: int = _counter()
+    draft: int = _counter()
+    active: int = _counter()
+    completed: int = _counter()
+    archived: int = _counter()
+    lists: int = _counter()
+    backlog: int = _counter()
+    shortlist: int = _counter()
+    contacted: int = _counter()
+    responded: int = _counter()
+    booked: int = _counter()
+    rejected: int = _counter()

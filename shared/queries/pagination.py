@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.errors import ScoutError
 
 T = TypeVar("T")
@@ -73,6 +74,8 @@ class PageQuery:
     stmt: sa.Select
     count: sa.Select
     width: int
+    # Plain-row pages may run on the driver (``shared.db.DriverQuery``; ``build(driver=True)``).
+    driver: tuple[DriverQuery, DriverQuery] | None = None
 
     @classmethod
     def build(
@@ -81,8 +84,13 @@ class PageQuery:
         *,
         order_by: sa.ColumnElement | Sequence[sa.ColumnElement],
         key: sa.ColumnElement | None = None,
+        total: sa.ColumnElement | None = None,
+        driver: bool = False,
     ) -> "PageQuery":
-        """See ``paginate`` for ``order_by`` and ``key``."""
+        """See ``paginate`` for ``order_by`` and ``key``. ``total`` replaces the count with a
+        scalar expression worth the same (a maintained counter: O(1) whatever matches).
+        ``driver``: run on the session's driver connection (plain column rows only: items come
+        back as tuples of what psycopg loads, no ORM entities)."""
         ordering = [order_by] if isinstance(order_by, sa.ColumnElement) else list(order_by)
         limit = sa.bindparam("_page_limit", type_=sa.Integer)
         offset = sa.bindparam("_page_offset", type_=sa.Integer)
@@ -91,6 +99,8 @@ class PageQuery:
             sa.literal_column("1"), maintain_column_froms=True
         )
         count = sa.select(sa.func.count()).select_from(counted.subquery())
+        if total is not None:
+            count = sa.select(total)
         if key is None:
             rows_of = select_stmt.order_by(None).order_by(*ordering).limit(limit).offset(offset)
         else:
@@ -103,18 +113,25 @@ class PageQuery:
             rows_of = select_stmt.where(key.in_(keys)).order_by(None).order_by(*ordering)
         stmt = rows_of.add_columns(count.scalar_subquery().label("_page_total"))
         # Entities count once, not per column.
-        return cls(stmt=stmt, count=count, width=len(select_stmt.column_descriptions))
+        width = len(select_stmt.column_descriptions)
+        fast = (DriverQuery(stmt), DriverQuery(count)) if driver else None
+        return cls(stmt=stmt, count=count, width=width, driver=fast)
 
     async def run(
         self, session: AsyncSession, params: dict[str, Any], *, page: int, page_size: int
     ) -> Page[Any]:
         validate_page(page, page_size)
         window = {"_page_limit": page_size, "_page_offset": (page - 1) * page_size}
-        rows = (await session.execute(self.stmt, {**params, **window})).all()
+        if self.driver is not None:
+            rows: Sequence[Any] = await self.driver[0].all(session, {**params, **window})
+        else:
+            rows = (await session.execute(self.stmt, {**params, **window})).all()
         if rows:
             total = rows[0][-1]
         elif page == 1:
             total = 0
+        elif self.driver is not None:
+            total = await self.driver[1].scalar(session, params)
         else:
             total = (await session.execute(self.count, params)).scalar_one()
         items = [row[0] for row in rows] if self.width == 1 else [tuple(row[:-1]) for row in rows]

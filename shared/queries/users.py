@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import errors
+from shared.db import DriverQuery
 from shared.errors import BadRequest, ScoutError
 from shared.models import (
     OWNERSHIP,
@@ -249,11 +250,22 @@ def _to_profile(row: Mapping[str, Any], now: datetime | None) -> UserProfile:
     return UserProfile(**row, trial_status=status)
 
 
+# The hottest reads (every request resolves its caller; GET /me reads the profile) run on the
+# session's driver connection: the same statements, compiled once (``shared.db.DriverQuery``).
+_BY_CLERK_ID_DRIVER = DriverQuery(_BY_CLERK_ID)
+_BY_STRIPE_CUSTOMER_DRIVER = DriverQuery(_BY_STRIPE_CUSTOMER)
+_LIVE_USER_ID = DriverQuery(
+    sa.select(User.id).where(
+        User.user_id == sa.bindparam("clerk_user_id", type_=sa.String), User.deleted_at.is_(None)
+    )
+)
+
+
 async def get_user_profile(
     session: AsyncSession, clerk_user_id: str, *, now: datetime | None = None
 ) -> UserProfile | None:
     """The flattened profile of a Clerk user in one SQL statement, or None if there is no user."""
-    row = (await session.execute(_BY_CLERK_ID, {"clerk_user_id": clerk_user_id})).mappings().first()
+    row = await _BY_CLERK_ID_DRIVER.mapping(session, {"clerk_user_id": clerk_user_id})
     return None if row is None else _to_profile(row, now)
 
 
@@ -261,17 +273,14 @@ async def get_user_by_stripe_customer_id(
     session: AsyncSession, customer_id: str, *, now: datetime | None = None
 ) -> UserProfile | None:
     """The profile of the user whose ``user_billing`` holds ``customer_id`` (one statement)."""
-    result = await session.execute(_BY_STRIPE_CUSTOMER, {"customer_id": customer_id})
-    row = result.mappings().first()
+    row = await _BY_STRIPE_CUSTOMER_DRIVER.mapping(session, {"customer_id": customer_id})
     return None if row is None else _to_profile(row, now)
 
 
 async def live_user_id(session: AsyncSession, clerk_user_id: str) -> uuid.UUID | None:
     """The internal id of a live user — the key every other service scopes its rows by —
     or None when the Clerk id is unknown or the user is being deleted."""
-    return await session.scalar(
-        sa.select(User.id).where(User.user_id == clerk_user_id, User.deleted_at.is_(None))
-    )
+    return await _LIVE_USER_ID.scalar(session, {"clerk_user_id": clerk_user_id})
 
 
 # --- writing -----------------------------------------------------------------------------------

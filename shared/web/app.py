@@ -27,6 +27,7 @@ from shared.settings import Settings, get_settings
 
 from . import idempotency
 from .errors import error_body, install_error_handlers
+from .health import monitoring, tune_gc
 from .middleware import RequestContextMiddleware
 from .nats import NatsLink
 from .openapi import error_responses, install_openapi
@@ -133,7 +134,9 @@ def create_app(
         try:
             for hook in startup:
                 await hook(app)
-            yield
+            tune_gc()  # after startup built what lives as long as the process
+            async with monitoring(service, app.state.engine):
+                yield
         finally:
             for hook in shutdown:
                 await hook(app)

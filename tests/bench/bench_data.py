@@ -10,8 +10,10 @@
    included), jobs of 1,000 creators, provider pages of 20 and of 250 creators (10% repeats).
 3. Cost growth: the results page (offset 0 and last page) in jobs of 1k, 10k and 100k creators,
    and campaigns page 1 for users with 10, 1k and 100k campaigns. Page cost should stay flat.
+4. What the per-user counters cost the writes: a campaign insert and a list add with the
+   counters' triggers on and off, interleaved.
 
-Run: ``.venv/bin/python -m tests.bench.bench_data [--creators N]``. It creates and drops its own
+Run: ``.venv/bin/python -m tests.bench.bench_data [--creators N] [--only PART] [--json]``. It creates and drops its own
 database. Not a test (the machine's noise would make it flaky); figures go to docs/performance.md.
 """
 
@@ -24,13 +26,15 @@ import uuid
 import orjson
 import psycopg
 
-from services.campaign.repository import CampaignRepository
+from services.campaign.repository import CampaignRepository, ListRepository
+from services.campaign.service import PROFILE_FIELDS
 from services.scraping.creators import Creator
 from services.scraping.providers import SearchPage
 from services.scraping.repository import JobRepository, ResultsRepository
 from services.scraping.service import JobService
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
+from shared.models import Campaign
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.sessions import read_session_factory
 from shared.results import ResultsFilter, ResultsSort
@@ -184,7 +188,7 @@ async def _p50(call, n: int = 200) -> float:
     return statistics.median(samples)
 
 
-async def growth(url: str) -> None:
+async def growth(url: str) -> dict:
     sizes = (1_000, 10_000, 100_000)
     campaign_counts = (10, 1_000, 100_000)
     _, jobs, owners = _setup(url, len(sizes), campaign_counts)
@@ -219,11 +223,13 @@ async def growth(url: str) -> None:
         async with reads() as s:
             await JobRepository(s).results_page("user_bench", **kw)
 
+    out: dict = {"results_page_p50_ms": {}, "campaigns_page_p50_ms": {}}
     print("results page (50 creators), p50 ms")
     for job, size in zip(jobs, sizes, strict=True):
         first = await _p50(lambda job=job: page(job_id=job, offset=0, limit=50))
         last = await _p50(lambda job=job, size=size: page(job_id=job, offset=size - 50, limit=50))
         print(f"  job of {size:>7,}: offset 0 {first:.3f}   last page {last:.3f}")
+        out["results_page_p50_ms"][size] = {"offset_0": round(first, 3), "last": round(last, 3)}
 
     async def narrowed(job, query):
         async with reads() as s:
@@ -249,33 +255,116 @@ async def growth(url: str) -> None:
 
     print("campaigns page 1 (20 of N, with total), p50 ms")
     for n, owner in owners:
-        print(f"  {n:>7,} campaigns: {await _p50(lambda owner=owner: campaigns(owner)):.3f}")
+        cost = await _p50(lambda owner=owner: campaigns(owner))
+        print(f"  {n:>7,} campaigns: {cost:.3f}")
+        out["campaigns_page_p50_ms"][n] = round(cost, 3)
+    first, last = out["campaigns_page_p50_ms"][10], out["campaigns_page_p50_ms"][100_000]
+    print(f"  growth 10 -> 100k campaigns: {last / first:.2f}x")
     await engine.dispose()
+    return out
+
+
+# The counters' triggers, switched off for the baseline half of ``writes``.
+STATS_TRIGGERS = {
+    "campaigns": ("trg_campaigns_stats_insert", "trg_campaigns_stats_update",
+                  "trg_campaigns_stats_delete"),
+    "list_items": ("trg_list_items_stats_insert", "trg_list_items_stats_update",
+                   "trg_list_items_stats_delete"),
+}  # fmt: skip
+
+
+async def writes(url: str, n: int = 300) -> dict:
+    """What the per-user counters cost the writes they follow: a campaign insert (the
+    repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``)
+    for a user with 1k campaigns and lists, with the triggers on and off, interleaved."""
+    user, _, _ = _setup(url, 0, (1_000,))
+    with psycopg.connect(url) as conn:
+        list_id = conn.execute(
+            "INSERT INTO creator_lists (user_id, name) VALUES (%s, 'bench') RETURNING id", (user,)
+        ).fetchone()[0]
+    toggle = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    engine = make_engine(url, pool_size=1)
+    factory = session_factory(engine)
+    counter = iter(range(10**9))
+
+    async def switch(on: bool) -> None:
+        verb = "ENABLE" if on else "DISABLE"
+        for table, names in STATS_TRIGGERS.items():
+            for name in names:
+                await toggle.execute(f"ALTER TABLE {table} {verb} TRIGGER {name}")
+
+    async def create() -> None:
+        async with transaction(factory) as session:
+            await CampaignRepository(session).add(Campaign(user_id=user, name="w"))
+
+    async def add_items() -> None:
+        k = next(counter)
+        rows = [{"platform": "tiktok", "external_id": f"w{k}-{i}", "handle": f"w{k}-{i}"}
+                for i in range(20)]  # fmt: skip
+        profiles = [{f: r.get(f) for f in PROFILE_FIELDS} for r in rows]
+        items = [{"ord": i, "platform": r["platform"], "external_id": r["external_id"],
+                  "bucket": "backlog", "pinned": False} for i, r in enumerate(rows)]  # fmt: skip
+        async with transaction(factory) as session:
+            await ListRepository(session).add_items(list_id, user, profiles, items)
+
+    out = {}
+    for name, call in (("campaign create", create), ("list add, 20 creators", add_items)):
+        on, off = [], []
+        for _ in range(20):
+            await call()
+        for _ in range(n // 10):
+            for enabled, samples in ((True, on), (False, off)):
+                await switch(enabled)
+                for _ in range(10):
+                    t = time.perf_counter()
+                    await call()
+                    samples.append((time.perf_counter() - t) * 1000)
+        await switch(True)
+        with_, without = statistics.median(on), statistics.median(off)
+        print(f"{name}: with counters {with_:.3f} ms   without {without:.3f} ms"
+              f"   ({with_ - without:+.3f} ms)")  # fmt: skip
+        out[name] = {"with_counters_p50_ms": round(with_, 3),
+                     "without_p50_ms": round(without, 3)}  # fmt: skip
+    await toggle.close()
+    await engine.dispose()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--creators", type=int, default=50_000)
+    parser.add_argument("--only", choices=("ingest", "work", "growth", "writes"), action="append")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON at the end")
     args = parser.parse_args()
+    only = set(args.only or ("ingest", "work", "growth", "writes"))
     name = f"scout_bench_{uuid.uuid4().hex[:8]}"
-    url = create_database(LOCAL_POSTGRES_URL, name)
-    try:
-        migrate.upgrade(url, "head")
-        ours, theirs = asyncio.run(ingest(libpq_url(url), args.creators))
-        print(f"ingest with dedupe: {ours:,.0f} creators/s   raw COPY: {theirs:,.0f} creators/s"
-              f"   ratio {ours / theirs:.2f}")  # fmt: skip
-        for size in (20, 250):
-            drop_database(LOCAL_POSTGRES_URL, name)
-            url = create_database(LOCAL_POSTGRES_URL, name)
-            migrate.upgrade(url, "head")
-            rate = asyncio.run(work_items(libpq_url(url), size))
-            print(f"work items (handle_search), pages of {size}: {rate:,.0f} creators/s")
+    results: dict = {}
+
+    def fresh() -> str:
         drop_database(LOCAL_POSTGRES_URL, name)
         url = create_database(LOCAL_POSTGRES_URL, name)
         migrate.upgrade(url, "head")
-        asyncio.run(growth(libpq_url(url)))
+        return libpq_url(url)
+
+    try:
+        if "ingest" in only:
+            ours, theirs = asyncio.run(ingest(fresh(), args.creators))
+            print(f"ingest with dedupe: {ours:,.0f} creators/s   raw COPY: {theirs:,.0f} creators/s"
+                  f"   ratio {ours / theirs:.2f}")  # fmt: skip
+            results["ingest"] = {"scout_per_s": round(ours), "copy_per_s": round(theirs)}
+        if "work" in only:
+            for size in (20, 250):
+                rate = asyncio.run(work_items(fresh(), size))
+                print(f"work items (handle_search), pages of {size}: {rate:,.0f} creators/s")
+                results[f"work_items_pages_of_{size}_per_s"] = round(rate)
+        if "growth" in only:
+            results["growth"] = asyncio.run(growth(fresh()))
+        if "writes" in only:
+            results["writes"] = asyncio.run(writes(fresh()))
     finally:
         drop_database(LOCAL_POSTGRES_URL, name)
+    if args.json:
+        print(orjson.dumps(results, option=orjson.OPT_NON_STR_KEYS).decode())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark of the event backbone, each figure beside raw JetStream ``publish_async``.
 
-Run: ``.venv/bin/python -m tests.bench.bench_events [--events N] [--rate R]``. It creates and drops
+Run: ``.venv/bin/python -m tests.bench.bench_events [--events N] [--rate R] [--json]``. It creates and drops
 its own database and uses a unique NATS prefix (streams deleted at the end). Not a test.
 """
 
@@ -12,6 +12,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from nats.js import JetStreamContext
@@ -150,7 +151,7 @@ def _pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] * 1000
 
 
-async def main(events: int, rate: float, latency_events: int) -> None:
+async def main(events: int, rate: float, latency_events: int, as_json: bool = False) -> None:
     admin_url = os.environ.get("DATABASE_URL", LOCAL_POSTGRES_URL)
     nats_url = os.environ.get("NATS_URL", DEFAULT_NATS_URL)
     name = f"scout_bench_{uuid.uuid4().hex[:10]}"
@@ -192,6 +193,15 @@ async def main(events: int, rate: float, latency_events: int) -> None:
             f"  outbox commit → consumer handler, {latency_events} events at {rate:g}/s: "
             f"p50 {_pct(lat, 50):.1f} ms, p99 {_pct(lat, 99):.1f} ms, max {max(lat) * 1000:.1f} ms"
         )
+        if as_json:
+            figures = {
+                "events": events, "event_bytes": len(sample), "raw_publish_per_s": round(raw),
+                "relay_per_s": round(relay), "relay_vs_raw": round(relay / raw, 2),
+                "outbox_writes_per_s": round(write), "consumer_per_s": round(consume),
+                "latency_ms": {"p50": round(_pct(lat, 50), 1), "p99": round(_pct(lat, 99), 1),
+                               "max": round(max(lat) * 1000, 1)},
+            }  # fmt: skip
+            print(orjson.dumps(figures).decode())
     finally:
         for prefix in prefixes.values():
             await delete_streams(js, prefix)
@@ -205,5 +215,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=200.0, help="events/s for the latency run")
     parser.add_argument("--latency-events", type=int, default=1000)
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.rate, args.latency_events))
+    asyncio.run(main(args.events, args.rate, args.latency_events, args.json))

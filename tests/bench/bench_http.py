@@ -33,17 +33,15 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
-from decimal import Decimal
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-import jwt
 import orjson
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared import sqltrace
 from shared.auth import mint_token
 from shared.db import libpq_url
 from shared.settings import LOCAL_POSTGRES_URL, Settings
@@ -51,10 +49,13 @@ from tooling import migrate
 from tooling.perf.seed import seed
 
 from .bench_events import create_database, drop_database
+from .loadgen import cpu_seconds, load, percentile, stall_summary, stalls
 
 ISSUER = "scout-bench"
 RESULTS_LIMIT = 50
 CONCURRENCY = (1, 16)
+# Endpoints the template-style peer implements.
+PEER_PATHS = ("/me", "/campaigns")
 
 
 @dataclass(frozen=True)
@@ -81,66 +82,14 @@ class Figure:
     cpu_ratio: float  # baseline_cpu_us / cpu_us: the req/s ratio on an otherwise idle core
     statements: int
     errors: int
-
-
-# --- the bare Starlette baseline (runs in its own uvicorn process) -----------------------------
-
-
-def baseline_app():
-    """``uvicorn tests.bench.bench_http:baseline_app --factory``; reads ``BENCH_CAPTURE``."""
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    with open(os.environ["BENCH_CAPTURE"], "rb") as fh:
-        capture: dict[str, Any] = pickle.load(fh)
-    key = serialization.load_pem_public_key(capture["public_key"])
-    pool = AsyncConnectionPool(
-        capture["dsn"],
-        min_size=10,
-        max_size=10,
-        kwargs={"autocommit": True, "row_factory": dict_row},
-        open=False,
-    )
-
-    def handler(statements: list[tuple[str, Any]]):
-        async def endpoint(request: Request) -> Response:
-            auth = request.headers.get("authorization", "")
-            if not auth.startswith("Bearer "):
-                return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
-            try:
-                claims = jwt.decode(auth[7:], key, algorithms=["RS256"], issuer=ISSUER)
-            except jwt.PyJWTError:
-                return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
-            answer: dict[str, Any] = {"sub": claims["sub"]}
-            async with pool.connection() as conn:
-                for i, (sql, params) in enumerate(statements):
-                    cur = await conn.execute(sql, params)
-                    answer[str(i)] = await cur.fetchall()
-            return Response(orjson.dumps(answer, default=_default), media_type="application/json")
-
-        return endpoint
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        await pool.open(wait=True)
-        yield
-        await pool.close()
-
-    routes = [
-        Route(path, handler(statements), methods=["GET"])
-        for path, statements in capture["routes"].items()
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError
+    # The FastAPI full-stack template's way (sync SQLModel Session, ORM objects, response_model).
+    peer_rps: float | None = None
+    peer_p50_ms: float | None = None
+    peer_p99_ms: float | None = None
+    peer_cpu_us: float | None = None
+    vs_peer: float | None = None  # rps / peer_rps
+    # What stalled Scout's process during its slices (see shared/web/health.py).
+    stalls: dict[str, float] = field(default_factory=dict)
 
 
 # --- recording the SQL a service sends for one request ---------------------------------------
@@ -151,13 +100,12 @@ async def record_sql(endpoint: Endpoint, settings: Settings, token: str) -> list
     calls: list[tuple[str, Any]] = []
     active = False
 
-    def hook(conn, cursor, statement, parameters, context, executemany) -> None:
+    def hook(cursor, statement, parameters) -> None:
         if active:
             calls.append((statement, parameters))
 
     app = importlib.import_module(f"services.{endpoint.service}.api").create_app(settings)
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", hook)
-    try:
+    with sqltrace.recording(None, hook):
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -168,112 +116,29 @@ async def record_sql(endpoint: Endpoint, settings: Settings, token: str) -> list
                 answer = await client.get(endpoint.path, headers=headers)
                 active = False
                 answer.raise_for_status()
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", hook)
     return calls
-
-
-# --- a lean keep-alive HTTP/1.1 load generator -----------------------------------------------
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    length, chunked = None, False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-    if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    elif length:
-        await reader.readexactly(length)
-    return status
-
-
-async def _connection(
-    port: int, request: bytes, until: float, latencies: list[float], errors: list[int]
-) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    done = 0
-    try:
-        while (started := time.perf_counter()) < until:
-            writer.write(request)
-            status = await _read_response(reader)
-            latencies.append(time.perf_counter() - started)
-            if status != 200:
-                errors.append(status)
-            done += 1
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-    return done
-
-
-async def load(
-    port: int, path: str, token: str, connections: int, seconds: float
-) -> tuple[int, float, list[float], list[int]]:
-    """(requests, elapsed seconds, latencies, non-200 statuses) over ``seconds``."""
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
-        f"Authorization: Bearer {token}\r\n\r\n"
-    ).encode()
-    latencies: list[float] = []
-    errors: list[int] = []
-    started = time.perf_counter()
-    counts = await asyncio.gather(
-        *(
-            _connection(port, request, started + seconds, latencies, errors)
-            for _ in range(connections)
-        )
-    )
-    return sum(counts), time.perf_counter() - started, latencies, errors
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """A process's CPU time so far (user + system), from /proc."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def compare(
     endpoint: Endpoint,
     token: str,
-    scout: tuple[int, int],
-    base: tuple[int, int],
+    servers: dict[str, tuple[int, int]],
     connections: int,
     *,
     seconds: float,
     rounds: int,
     statements: int,
 ) -> Figure:
-    """``scout`` and ``base`` are (port, pid) of the two servers."""
-    sides: dict[tuple[int, int], dict[str, Any]] = {
-        s: {"n": 0, "t": 0.0, "cpu": 0.0, "lat": [], "err": []} for s in (scout, base)
-    }
-    for port, _ in sides:  # warm both (pools filled, caches hot)
+    """``servers``: (port, pid) of ``scout``, ``bare`` and optionally ``peer``, driven in
+    alternating slices; Scout's stall metrics are read around each of its slices."""
+    sides = {name: {"n": 0, "t": 0.0, "cpu": 0.0, "lat": [], "err": []} for name in servers}
+    for port, _ in servers.values():  # warm every side (pools filled, caches hot)
         await load(port, endpoint.path, token, connections, min(0.5, seconds))
+    stalled: dict[str, float] = {}
     for _ in range(rounds):
-        for (port, pid), side in sides.items():
+        for name, (port, pid) in servers.items():
+            side = sides[name]
+            before = await stalls(port) if name == "scout" else {}
             cpu = cpu_seconds(pid)
             n, t, lat, err = await load(port, endpoint.path, token, connections, seconds)
             side["cpu"] += cpu_seconds(pid) - cpu
@@ -281,24 +146,48 @@ async def compare(
             side["t"] += t
             side["lat"] += lat
             side["err"] += err
-    ours, theirs = sides[scout], sides[base]
-    rps, base_rps = ours["n"] / ours["t"], theirs["n"] / theirs["t"]
-    cpu_us, base_cpu_us = ours["cpu"] / ours["n"] * 1e6, theirs["cpu"] / theirs["n"] * 1e6
+            if name == "scout":
+                for k, v in stall_summary(before, await stalls(port)).items():
+                    stalled[k] = (
+                        max(stalled.get(k, 0.0), v)
+                        if "peak" in k or "p99" in k
+                        else stalled.get(k, 0.0) + v
+                    )
+
+    def figures(name: str) -> tuple[float, float, float, float]:
+        side = sides[name]
+        rps = side["n"] / side["t"]
+        return (
+            rps,
+            statistics.median(side["lat"]) * 1000,
+            percentile(side["lat"], 0.99) * 1000,
+            side["cpu"] / side["n"] * 1e6,
+        )
+
+    rps, p50, p99, cpu_us = figures("scout")
+    b_rps, b_p50, b_p99, b_cpu = figures("bare")
+    peer = figures("peer") if "peer" in sides else None
     return Figure(
         endpoint=endpoint.name,
         connections=connections,
         rps=round(rps),
-        p50_ms=round(statistics.median(ours["lat"]) * 1000, 2),
-        p99_ms=round(_percentile(ours["lat"], 0.99) * 1000, 2),
-        baseline_rps=round(base_rps),
-        baseline_p50_ms=round(statistics.median(theirs["lat"]) * 1000, 2),
-        baseline_p99_ms=round(_percentile(theirs["lat"], 0.99) * 1000, 2),
-        ratio=round(rps / base_rps, 2),
+        p50_ms=round(p50, 2),
+        p99_ms=round(p99, 2),
+        baseline_rps=round(b_rps),
+        baseline_p50_ms=round(b_p50, 2),
+        baseline_p99_ms=round(b_p99, 2),
+        ratio=round(rps / b_rps, 2),
         cpu_us=round(cpu_us),
-        baseline_cpu_us=round(base_cpu_us),
-        cpu_ratio=round(base_cpu_us / cpu_us, 2) if cpu_us else 0.0,
+        baseline_cpu_us=round(b_cpu),
+        cpu_ratio=round(b_cpu / cpu_us, 2) if cpu_us else 0.0,
         statements=statements,
-        errors=len(ours["err"]) + len(theirs["err"]),
+        errors=sum(len(side["err"]) for side in sides.values()),
+        peer_rps=round(peer[0]) if peer else None,
+        peer_p50_ms=round(peer[1], 2) if peer else None,
+        peer_p99_ms=round(peer[2], 2) if peer else None,
+        peer_cpu_us=round(peer[3]) if peer else None,
+        vs_peer=round(rps / peer[0], 2) if peer else None,
+        stalls={k: round(v, 2) for k, v in stalled.items()},
     )
 
 
@@ -392,16 +281,21 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
     with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as fh:
         pickle.dump({"dsn": libpq_url(url), "public_key": public_pem, "routes": captured}, fh)
         capture_path = fh.name
-    base_port = _free_port()
-    baseline = _start(
-        ["-m", "uvicorn", "tests.bench.bench_http:baseline_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(base_port), "--no-access-log",
-         "--log-level", "warning"],
-        {"BENCH_CAPTURE": capture_path},
-    )  # fmt: skip
+    base_port, peer_port = _free_port(), _free_port()
+    baselines = [
+        (port, _start(
+            ["-m", "uvicorn", f"tests.bench.baselines:{factory}", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+             "--log-level", "warning"],
+            {"BENCH_CAPTURE": capture_path},
+        ))
+        for port, factory in ((base_port, "baseline_app"), (peer_port, "peer_app"))
+    ]  # fmt: skip
+    (_, baseline), (_, peer) = baselines
     figures: list[Figure] = []
     try:
-        await _wait_up(base_port, baseline, "/nowhere")
+        for port, proc in baselines:
+            await _wait_up(port, proc, "/nowhere")
         for endpoint in endpoints:
             port = _free_port()
             service = _start(
@@ -410,11 +304,13 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
             try:
                 await _wait_up(port, service)
                 for connections in args.connections:
+                    servers = {"scout": (port, service.pid), "bare": (base_port, baseline.pid)}
+                    if endpoint.path.split("?")[0] in PEER_PATHS:
+                        servers["peer"] = (peer_port, peer.pid)
                     figure = await compare(
                         endpoint,
                         tokens[endpoint.name],
-                        (port, service.pid),
-                        (base_port, baseline.pid),
+                        servers,
                         connections,
                         seconds=args.seconds,
                         rounds=args.rounds,
@@ -426,17 +322,29 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
             finally:
                 _stop(service)
     finally:
-        _stop(baseline)
+        for _, proc in baselines:
+            _stop(proc)
         os.unlink(capture_path)
     return figures
 
 
 def _print_row(f: Figure) -> None:
+    peer = (
+        f" | peer {f.peer_rps:>6,} req/s p99 {f.peer_p99_ms:>7.2f} cpu {f.peer_cpu_us:,} us"
+        f" = {f.vs_peer:.2f}x"
+        if f.peer_rps
+        else ""
+    )
+    st = f.stalls
     print(
         f"{f.endpoint:<44} c={f.connections:<3} scout {f.rps:>6,} req/s p50 {f.p50_ms:>6.2f}"
-        f" p99 {f.p99_ms:>6.2f} | starlette {f.baseline_rps:>6,} req/s p50"
-        f" {f.baseline_p50_ms:>6.2f} p99 {f.baseline_p99_ms:>6.2f} | {f.ratio:.2f}x"
-        f" | cpu/req {f.cpu_us:,.0f} vs {f.baseline_cpu_us:,.0f} us = {f.cpu_ratio:.2f}x"
+        f" p99 {f.p99_ms:>7.2f} | bare {f.baseline_rps:>6,} req/s p50"
+        f" {f.baseline_p50_ms:>6.2f} p99 {f.baseline_p99_ms:>7.2f} | {f.ratio:.2f}x"
+        f" | cpu/req {f.cpu_us:,} vs {f.baseline_cpu_us:,} us{peer}"
+        f" | loop lag p99 <= {st.get('lag_p99_bucket_ms', 0):g} ms,"
+        f" {st.get('lag_over_50ms', 0):.0f} ticks > 50 ms; gc {st.get('gc_pauses', 0):.0f}"
+        f" pauses {st.get('gc_pause_ms', 0):.1f} ms (gen2 {st.get('gc_gen2_ms', 0):.1f});"
+        f" pool peak <= {st.get('pool_peak_bucket', 0):g}"
         f" ({f.statements} stmts{', ' + str(f.errors) + ' errors' if f.errors else ''})",
         flush=True,
     )

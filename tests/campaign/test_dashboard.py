@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaign.api import create_app
 from services.campaign.repository import CampaignRepository, DashboardRepository
+from shared import sqltrace
 from shared.events.outbox import record_event
 from shared.models import ScrapingJob
 
@@ -93,8 +94,8 @@ async def counted_api(settings, statements) -> AsyncIterator[tuple[httpx.AsyncCl
     app = create_app(settings)
     counter = type(statements)()
     async with serving(app) as client:
-        sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", counter)
-        yield client, counter
+        with sqltrace.recording(app.state.engine, counter):
+            yield client, counter
 
 
 async def test_listing_detail_and_dashboard_cost_constant_statements(

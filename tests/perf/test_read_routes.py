@@ -11,6 +11,7 @@ from services.billing.api import create_app as billing_app
 from services.campaign.api import create_app as campaign_app
 from services.scraping.api import create_app as scraping_app
 from services.scraping.repository import JobRepository
+from shared import sqltrace
 from shared.models import ScrapingJob
 
 from ..factories import make_campaign, make_job, make_list, make_user
@@ -23,18 +24,16 @@ class Modes:
     def __init__(self) -> None:
         self.seen: list[tuple[bool, str]] = []
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.seen.append(
-            (conn.connection.driver_connection.autocommit, statement.split()[0].upper())
-        )
+    def __call__(self, cursor, statement, parameters) -> None:
+        self.seen.append((cursor.connection.autocommit, statement.split()[0].upper()))
 
 
 @asynccontextmanager
 async def recorded(app) -> AsyncIterator[tuple[httpx.AsyncClient, Modes]]:
     modes = Modes()
     async with serving(app) as client:
-        sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", modes)
-        yield client, modes
+        with sqltrace.recording(app.state.engine, modes):
+            yield client, modes
 
 
 async def get_all_autocommit(client: httpx.AsyncClient, modes: Modes, urls, headers) -> None:

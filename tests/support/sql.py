@@ -11,7 +11,7 @@ class Executed:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:
+    def __call__(self, cursor, statement, parameters) -> None:
         self.calls.append((statement, parameters))
 
     def matching(self, fragment: str) -> tuple[str, Any]:

@@ -7,6 +7,33 @@ from typing import Any
 
 import psycopg
 
+from shared.models.enums import CampaignStatus, ListBucket
+
+
+def _stats_drift() -> str:
+    """Users whose ``campaign_user_stats`` row (none = zeros) differs from a recount."""
+    statuses, buckets = [s.value for s in CampaignStatus], [b.value for b in ListBucket]
+    kept = ", ".join(f"coalesce(s.{c}, 0)" for c in ("campaigns", *statuses, "lists", *buckets))
+    counted = ", ".join(
+        f"coalesce({c}, 0)"
+        for c in ("c.n", *(f"c.{s}" for s in statuses), "l.n", *(f"p.{b}" for b in buckets))
+    )
+    by_status = ", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in statuses)
+    by_bucket = ", ".join(f"count(*) FILTER (WHERE i.bucket = '{b}') AS {b}" for b in buckets)
+    return f"""SELECT count(*) FROM users u
+      LEFT JOIN campaign_user_stats s ON s.user_id = u.id
+      LEFT JOIN (SELECT user_id, count(*) AS n, {by_status} FROM campaigns
+                 WHERE deleted_at IS NULL GROUP BY user_id) c ON c.user_id = u.id
+      LEFT JOIN (SELECT user_id, count(*) AS n FROM creator_lists GROUP BY user_id) l
+             ON l.user_id = u.id
+      LEFT JOIN (SELECT l.user_id, {by_bucket} FROM list_items i
+                 JOIN creator_lists l ON l.id = i.list_id WHERE NOT l.is_archived
+                 GROUP BY l.user_id) p ON p.user_id = u.id
+      WHERE ({kept}) IS DISTINCT FROM ({counted})"""
+
+
+STATS_DRIFT = _stats_drift()
+
 # name -> (what it means, SQL returning the number of offending rows)
 QUALITY_CHECKS: dict[str, tuple[str, str]] = {
     "users_missing_children": (
@@ -29,6 +56,10 @@ QUALITY_CHECKS: dict[str, tuple[str, str]] = {
              FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id GROUP BY i.list_id
            ) a ON a.list_id = l.id
            WHERE l.creator_count <> coalesce(a.n, 0)""",
+    ),
+    "campaign_user_stats_drift": (
+        "users whose campaign counters (dashboard, campaigns page total) differ from a recount",
+        STATS_DRIFT,
     ),
     "job_results_drift": (
         "finished jobs whose processed_results differ from the creators stored",

@@ -4,14 +4,16 @@ Stripe deliveries."""
 
 from .accounts import AccountRepository
 from .subscriptions import SubscriptionRepository
-from .usage import COUNTER, Usage, UsageRepository
+from .usage import COUNTER, HISTORY, Usage, UsageRepository, usage_history
 from .webhooks import WebhookRepository
 
 __all__ = [
     "COUNTER",
+    "HISTORY",
     "AccountRepository",
     "SubscriptionRepository",
     "Usage",
     "UsageRepository",
     "WebhookRepository",
+    "usage_history",
 ]

@@ -265,3 +265,38 @@ class UsageRepository:
 
     async def reset(self, user_ids: list[uuid.UUID], now: datetime) -> None:
         await self.session.execute(_RESET, {"now": now, "ids": user_ids})
+
+
+_HISTORY_SUMS = ", ".join(
+    f"coalesce(sum(r.used_amount) FILTER (WHERE r.resource = '{r.value}'), 0) AS {r.value}"
+    for r in UsageResource
+)
+# Settled usage by calendar month (UTC), the last :months months, empty months as zeros: one
+# statement through ix_usage_reservations_user_id_settled_at_confirmed.
+HISTORY = sa.text(f"""
+WITH bounds AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AS this_month),
+months AS (
+  SELECT generate_series(this_month - make_interval(months => :months - 1), this_month,
+                         interval '1 month') AS month
+  FROM bounds
+),
+used AS (
+  SELECT date_trunc('month', r.settled_at AT TIME ZONE 'UTC') AS month, {_HISTORY_SUMS}
+  FROM usage_reservations r, bounds
+  WHERE r.user_id = :uid AND r.status = 'confirmed'
+    AND r.settled_at >= (bounds.this_month - make_interval(months => :months - 1))
+                        AT TIME ZONE 'UTC'
+  GROUP BY 1
+)
+SELECT to_char(m.month, 'YYYY-MM') AS month,
+       {", ".join(f"coalesce(u.{r.value}, 0)::bigint AS {r.value}" for r in UsageResource)}
+FROM months m LEFT JOIN used u ON u.month = m.month
+ORDER BY m.month DESC
+""")
+
+
+async def usage_history(session: AsyncSession, user_id: uuid.UUID, months: int) -> list[dict]:
+    """The user's confirmed usage per resource for each of the last ``months`` calendar months
+    (UTC), newest first, months without usage as zeros."""
+    rows = await session.execute(HISTORY, {"uid": user_id, "months": months})
+    return [dict(row._mapping) for row in rows]

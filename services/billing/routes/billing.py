@@ -1,6 +1,8 @@
 """``/billing``: the caller's billing status and Stripe checkout."""
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from shared.web import (
     CallerId,
@@ -12,16 +14,33 @@ from shared.web import (
 )
 
 from ..errors import BillingProviderUnavailable, UnknownPlan
-from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut
+from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut, UsageHistoryOut
 from ..service import account
 
 router = APIRouter(prefix="/billing", tags=["billing"])
+MAX_HISTORY_MONTHS = 36
 
 
 @router.get("/status", response_model=BillingStatusOut, summary="My plan, trial and usage")
 async def billing_status(user_id: CallerId, session: ReadSessionDep) -> BillingStatusOut:
     """Plan, subscription and trial status, whether access is allowed, and usage by resource."""
     return await account.billing_status(session, user_id)
+
+
+@router.get(
+    "/usage/history",
+    response_model=UsageHistoryOut,
+    summary="My usage by month",
+)
+async def usage_history(
+    user_id: CallerId,
+    session: ReadSessionDep,
+    months: Annotated[int, Query(ge=1, le=MAX_HISTORY_MONTHS)] = 12,
+) -> UsageHistoryOut:
+    """Campaigns, creators and enrichments used in each of the last ``months`` calendar months
+    (UTC, 1 to 36, default 12), newest first: what settled reservations counted, in one
+    statement."""
+    return await account.usage_history(session, user_id, months)
 
 
 @router.post(

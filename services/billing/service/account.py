@@ -19,7 +19,15 @@ from shared.settings import Settings
 from .. import local_stripe, stripe_api
 from ..errors import BillingProviderUnavailable, UnknownPlan
 from ..repository import AccountRepository
-from ..schemas import BillingStatusOut, CheckoutIn, CheckoutOut, UsageOut
+from ..repository import usage_history as history_rows
+from ..schemas import (
+    BillingStatusOut,
+    CheckoutIn,
+    CheckoutOut,
+    UsageHistoryOut,
+    UsageMonth,
+    UsageOut,
+)
 
 TRIAL_DAYS = 7
 # Statuses with a Stripe subscription that is still running: a new plan changes it in place.
@@ -65,6 +73,12 @@ async def billing_status(session: AsyncSession, user_id: uuid.UUID) -> BillingSt
             r: UsageOut(used=c.used, limit=c.limit, reserved=c.reserved) for r, c in counts.items()
         },
     )
+
+
+async def usage_history(session: AsyncSession, user_id: uuid.UUID, months: int) -> UsageHistoryOut:
+    """Settled usage per resource for each of the last ``months`` calendar months (UTC)."""
+    rows = await history_rows(session, user_id, months)
+    return UsageHistoryOut(months=[UsageMonth(**row) for row in rows])
 
 
 def _first_subscription(user: Mapping[str, Any]) -> bool:

@@ -8,9 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from shared.models import Campaign, CreatorList, ScrapingJob
-from shared.models.enums import JobStatus
+from shared.db import DriverQuery
+from shared.models import Campaign, CampaignUserStats, CreatorList, ScrapingJob
+from shared.models.enums import CampaignStatus, JobStatus
 from shared.queries.pagination import Page, PageQuery, newest_first
 
 # What a listing shows of a campaign (CampaignPublic), fetched as plain rows: no ORM objects.
@@ -26,20 +28,38 @@ LISTING_COLUMNS = (
 LISTING_FIELDS = tuple(c.key for c in LISTING_COLUMNS)
 
 
-def _listing(*, by_status: bool) -> PageQuery:
-    """The live campaigns of a user (and status), newest first, built once (user and status are
-    bind parameters). Campaigns whose deletion has started are gone as far as listings go. The
-    page is a deferred join on ``ix_campaigns_user_id_live_newest`` (see ``PageQuery``'s key)."""
-    stmt = sa.select(*LISTING_COLUMNS).where(
-        Campaign.user_id == sa.bindparam("user_id", type_=sa.Uuid), Campaign.deleted_at.is_(None)
+def _listing(status: str | None, *columns: Any, driver: bool = False) -> PageQuery:
+    """The live campaigns of a user (of one status), newest first, built once (the user is a
+    bind parameter). Campaigns whose deletion has started are gone as far as listings go. The
+    page is a deferred join on ``ix_campaigns_user_id_live_newest`` (see ``PageQuery``'s key);
+    the total is the user's maintained counter (``campaign_user_stats``, kept by triggers in
+    the same transaction as the campaigns), so a page costs the same at 10 or 100k campaigns."""
+    user = sa.bindparam("user_id", type_=sa.Uuid)
+    stmt = sa.select(*columns).where(Campaign.user_id == user, Campaign.deleted_at.is_(None))
+    if status is not None:
+        stmt = stmt.where(Campaign.status == status)
+    counter = getattr(CampaignUserStats, status or "campaigns")
+    total = sa.func.coalesce(
+        sa.select(counter).where(CampaignUserStats.user_id == user).scalar_subquery(), 0
     )
-    if by_status:
-        stmt = stmt.where(Campaign.status == sa.bindparam("status", type_=sa.String))
-    return PageQuery.build(stmt, order_by=newest_first(Campaign), key=Campaign.id)
+    return PageQuery.build(
+        stmt, order_by=newest_first(Campaign), key=Campaign.id, total=total, driver=driver
+    )
 
 
-_PAGE = _listing(by_status=False)
-_PAGE_BY_STATUS = _listing(by_status=True)
+# Plain rows on the driver path (GET /campaigns is the hottest campaign read).
+_PAGES = {s: _listing(s, *LISTING_COLUMNS, driver=True) for s in (None, *CampaignStatus)}
+# GET /campaigns?include=jobs: the page as ORM objects, each with its jobs loaded by ONE more
+# statement for the whole page (selectinload; the runner state, search_params, is not read).
+_JOB_PAGES = {
+    s: replace(
+        q,
+        stmt=q.stmt.options(
+            selectinload(Campaign.jobs).defer(ScrapingJob.search_params, raiseload=True)
+        ),
+    )
+    for s, q in ((s, _listing(s, Campaign)) for s in (None, *CampaignStatus))
+}
 
 # A campaign's searches summarised in one statement: jobs by status, total, creators found.
 _JOB_SUMMARY = sa.select(
@@ -50,6 +70,9 @@ _JOB_SUMMARY = sa.select(
         for status in JobStatus
     ),
 ).where(ScrapingJob.campaign_id == sa.bindparam("campaign_id", type_=sa.Uuid))
+
+
+_JOB_SUMMARY_DRIVER = DriverQuery(_JOB_SUMMARY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +97,18 @@ class CampaignRepository:
         self, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None = None
     ) -> Page[dict[str, Any]]:
         """A page of the user's campaigns as dicts of ``LISTING_FIELDS`` (with the total)."""
-        if status is None:
-            query, params = _PAGE, {"user_id": user_id}
-        else:
-            query, params = _PAGE_BY_STATUS, {"user_id": user_id, "status": status}
-        result = await query.run(self.session, params, page=page, page_size=page_size)
+        query = _PAGES[status]
+        result = await query.run(self.session, {"user_id": user_id}, page=page, page_size=page_size)
         items = [dict(zip(LISTING_FIELDS, row, strict=True)) for row in result.items]
         return replace(result, items=items)
+
+    async def page_with_jobs(
+        self, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None = None
+    ) -> Page[Campaign]:
+        """A page of the user's campaigns with ``jobs`` loaded: two statements for any page
+        size and any number of jobs (the page with its total, then every job of the page)."""
+        query = _JOB_PAGES[status]
+        return await query.run(self.session, {"user_id": user_id}, page=page, page_size=page_size)
 
     async def get(
         self, user_id: uuid.UUID, campaign_id: uuid.UUID, *, for_update: bool = False
@@ -105,8 +133,8 @@ class CampaignRepository:
     async def job_summary(self, campaign_id: uuid.UUID) -> JobSummary:
         """The campaign's jobs by status, their total and SUM(processed_results): one statement
         however many jobs it has (zeros for a campaign without jobs)."""
-        row = (await self.session.execute(_JOB_SUMMARY, {"campaign_id": campaign_id})).mappings()
-        found = row.one()
+        found = await _JOB_SUMMARY_DRIVER.mapping(self.session, {"campaign_id": campaign_id})
+        assert found is not None  # an aggregate without GROUP BY: always one row
         return JobSummary(
             total=found["total"],
             processed_results=int(found["processed"]),

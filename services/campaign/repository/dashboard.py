@@ -1,9 +1,11 @@
-"""``GET /dashboard``: the caller's overview in ONE SQL statement whatever their data size
-(aggregated where the rows are, never by loading every job of the window into the process).
+"""``GET /dashboard``: the caller's overview in ONE SQL statement.
 
-Reads scraping's jobs and the shared event trail directly: reads across services are allowed,
-writes are not. Each part uses an index: campaigns (user_id, status, created_at), scraping_jobs
-(user_id, created_at), list_items (list_id, bucket), events (user_id, occurred_at).
+Campaigns by status, lists and the pipeline by bucket are the user's row of
+``campaign_user_stats`` (kept by triggers in the same transaction as the rows they count), so
+they cost the same whatever the user owns. The searches of the last 30 days are counted in
+scraping's jobs through ``ix_scraping_jobs_user_id_created_at`` (reads across services are
+allowed, writes are not) and grow with the searches of that window; the recent activity is the
+last events through ``events (user_id, occurred_at)``.
 """
 
 import uuid
@@ -12,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.models.enums import CampaignStatus, ListBucket
 
 WINDOW_DAYS = 30
@@ -28,33 +31,30 @@ ACTIVITY_TYPES = (
     "scraping.job.cancelled",
 )
 
-_campaign_counts = ", ".join(
-    f"'{s.value}', count(*) FILTER (WHERE status = '{s.value}')" for s in CampaignStatus
-)
+_STATS_COLUMNS = ", ".join(f"s.{c}" for c in ("campaigns", *CampaignStatus, "lists", *ListBucket))
 
+# Everything a user owns in campaign comes from the user's one counters row (zeros when there
+# is none); only the 30-day window of searches and the last events are read where they live.
 _OVERVIEW = sa.text(f"""
-SELECT
-  (SELECT json_build_object('total', count(*), {_campaign_counts})
-     FROM campaigns WHERE user_id = :user_id AND deleted_at IS NULL) AS campaigns,
+SELECT {_STATS_COLUMNS},
   (SELECT json_build_object(
             'searches', count(*),
             'completed', count(*) FILTER (WHERE status = 'completed'),
             'creators', coalesce(sum(processed_results), 0))
      FROM scraping_jobs
      WHERE user_id = :user_id AND created_at >= now() - make_interval(days => :days)) AS searches,
-  (SELECT count(*) FROM creator_lists WHERE user_id = :user_id) AS lists,
-  (SELECT coalesce(json_object_agg(bucket, n), '{{}}'::json) FROM (
-      SELECT li.bucket, count(*) AS n
-      FROM list_items li JOIN creator_lists l ON l.id = li.list_id
-      WHERE l.user_id = :user_id AND NOT l.is_archived
-      GROUP BY li.bucket) b) AS pipeline,
   (SELECT coalesce(json_agg(a ORDER BY a.occurred_at DESC), '[]'::json) FROM (
       SELECT type, aggregate_type, aggregate_id, occurred_at, data
       FROM events
       WHERE user_id = :user_id AND type = ANY(:types)
       ORDER BY occurred_at DESC
       LIMIT :recent) a) AS recent
+FROM (SELECT 1) one
+LEFT JOIN campaign_user_stats s ON s.user_id = :user_id
 """)
+
+
+_OVERVIEW_DRIVER = DriverQuery(_OVERVIEW)
 
 
 class DashboardRepository:
@@ -70,16 +70,18 @@ class DashboardRepository:
             "types": list(ACTIVITY_TYPES),
             "recent": RECENT_ACTIVITY,
         }
-        row = (await self.session.execute(_OVERVIEW, params)).one()
-        pipeline = {bucket.value: 0 for bucket in ListBucket}
-        pipeline.update(row.pipeline)
-        pipeline["total"] = sum(row.pipeline.values())
+        row = await _OVERVIEW_DRIVER.mapping(self.session, params)
+        assert row is not None  # one row always (LEFT JOIN from a one-row FROM)
+        campaigns = {"total": row["campaigns"] or 0}
+        campaigns |= {status.value: row[status.value] or 0 for status in CampaignStatus}
+        pipeline = {bucket.value: row[bucket.value] or 0 for bucket in ListBucket}
+        pipeline["total"] = sum(pipeline.values())
         return {
-            "campaigns": row.campaigns,
-            "searches_last_30_days": row.searches["searches"],
-            "searches_completed_last_30_days": row.searches["completed"],
-            "creators_found_last_30_days": int(row.searches["creators"]),
-            "lists": row.lists,
+            "campaigns": campaigns,
+            "searches_last_30_days": row["searches"]["searches"],
+            "searches_completed_last_30_days": row["searches"]["completed"],
+            "creators_found_last_30_days": int(row["searches"]["creators"]),
+            "lists": row["lists"] or 0,
             "pipeline": pipeline,
-            "recent_activity": row.recent,
+            "recent_activity": row["recent"],
         }

@@ -18,8 +18,10 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.models import CreatorList, CreatorProfile, ListItem
 from shared.queries.pagination import Page, paginate, validate_page
 
@@ -173,6 +175,10 @@ WHERE l.id = :list_id AND l.user_id = :user_id
 """
 )
 
+# Pages run on the driver connection (``shared.db.DriverQuery``): the hottest list read.
+_ITEMS_PAGE_DRIVER = DriverQuery(_ITEMS_PAGE)
+_BUCKET_ITEMS_PAGE_DRIVER = DriverQuery(_BUCKET_ITEMS_PAGE)
+
 EXPORT_COLUMNS = (
     "position", "bucket", "platform", "external_id", "handle", "display_name", "followers",
     "engagement_rate", "category", "url", "notes", "pinned", "added_at", "email",
@@ -193,12 +199,25 @@ class ListRepository:
         return creator_list
 
     async def page(
-        self, user_id: uuid.UUID, *, page: int, page_size: int, archived: bool | None
+        self,
+        user_id: uuid.UUID,
+        *,
+        page: int,
+        page_size: int,
+        archived: bool | None,
+        tags: Sequence[str] = (),
+        any_tags: Sequence[str] = (),
     ) -> Page[CreatorList]:
-        """A user's lists, most recently changed first."""
+        """A user's lists, most recently changed first; ``tags``: lists holding every one
+        (``tags @> '[…]'``, JSONB containment), ``any_tags``: lists holding at least one
+        (``tags ?| array[…]``, key exists), both answered by ``ix_creator_lists_tags_gin``."""
         stmt = sa.select(CreatorList).where(CreatorList.user_id == user_id)
         if archived is not None:
             stmt = stmt.where(CreatorList.is_archived.is_(archived))
+        if tags:
+            stmt = stmt.where(CreatorList.tags.contains(list(tags)))
+        if any_tags:
+            stmt = stmt.where(CreatorList.tags.has_any(postgresql.array(list(any_tags))))
         order = (CreatorList.updated_at.desc(), CreatorList.id.desc())
         return await paginate(self.session, stmt, page=page, page_size=page_size, order_by=order)
 
@@ -231,10 +250,10 @@ class ListRepository:
             "limit": page_size,
             "offset": (page - 1) * page_size,
         }
-        stmt = _ITEMS_PAGE
+        query = _ITEMS_PAGE_DRIVER
         if bucket is not None:
-            stmt, params["bucket"] = _BUCKET_ITEMS_PAGE, bucket
-        rows = (await self.session.execute(stmt, params)).all()
+            query, params["bucket"] = _BUCKET_ITEMS_PAGE_DRIVER, bucket
+        rows = await query.all(self.session, params)
         if not rows:
             return None
         items = [ListItemRow(*row[1:]) for row in rows if row[1] is not None]

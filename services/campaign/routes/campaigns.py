@@ -1,7 +1,7 @@
 """``/campaigns``: create against billing quota, list, read with a job summary, update, delete."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -15,6 +15,7 @@ from ..schemas import (
     MAX_PAGE,
     CampaignCreate,
     CampaignDetail,
+    CampaignListed,
     CampaignPublic,
     CampaignUpdate,
     JobSummaryPublic,
@@ -22,7 +23,7 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
-CampaignPage = PageOf[CampaignPublic]
+CampaignPage = PageOf[CampaignListed]
 
 
 @router.post(
@@ -45,15 +46,34 @@ async def create_campaign(
     return CampaignPublic.model_validate(campaign)
 
 
-@router.get("", summary="List my campaigns")
+@router.get("", summary="List my campaigns", response_model_exclude_unset=True)
 async def list_campaigns(
     session: ReadSessionDep,
     user_id: CallerId,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     status: CampaignStatus | None = None,
+    include: Literal["jobs"] | None = None,
 ) -> CampaignPage:
-    """The caller's campaigns, newest first, optionally of one status, with the total."""
+    """The caller's campaigns, newest first, optionally of one status, with the total (a
+    maintained count: a page costs the same whatever the caller owns). ``include=jobs`` adds
+    each campaign's searches, newest first (two statements for the whole page)."""
+    if include == "jobs":
+        found = await service.campaign_page_with_jobs(
+            session, user_id, page=page, page_size=page_size, status=status
+        )
+        items = [
+            CampaignListed.model_validate(
+                {
+                    **CampaignPublic.model_validate(c).model_dump(),
+                    "jobs": sorted(c.jobs, key=lambda j: (j.created_at, j.id), reverse=True),
+                }
+            )
+            for c in found.items
+        ]
+        return CampaignPage(
+            items=items, total=found.total, page=found.page, page_size=found.page_size
+        )
     result = await service.campaign_page(
         session, user_id, page=page, page_size=page_size, status=status
     )

@@ -33,6 +33,7 @@ from ..errors import (
 from ..export import csv_chunks
 from ..schemas import (
     MAX_PAGE,
+    MAX_TAG_FILTERS,
     ItemsAdd,
     ItemsAdded,
     ItemsAddedFromJob,
@@ -47,12 +48,14 @@ from ..schemas import (
     ListPublic,
     ListUpdate,
     PageOf,
+    Tag,
 )
 
 router = APIRouter(prefix="/lists", tags=["lists"])
 
 PageQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PageSizeQ = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+TagsQ = Annotated[list[Tag] | None, Query(max_length=MAX_TAG_FILTERS)]
 # List writes spend the caller's per-minute budget first (429 with Retry-After when spent).
 LIST_WRITES = [rate_limit("lists.write", "rate_limit_list_writes_per_minute")]
 
@@ -73,11 +76,16 @@ async def list_lists(
     page: PageQ = 1,
     page_size: PageSizeQ = 20,
     archived: bool | None = None,
+    tag: TagsQ = None,
+    any_tag: TagsQ = None,
 ) -> PageOf[ListPublic]:
-    """The caller's lists, most recently changed first, with their (always current) stats."""
+    """The caller's lists, most recently changed first, with their (always current) stats.
+    ``tag`` (repeatable) keeps lists holding every tag given, ``any_tag`` (repeatable) lists
+    holding at least one (at most 10 of each, 1 to 100 characters)."""
     result = await service.list_page(
-        session, user_id, page=page, page_size=page_size, archived=archived
-    )
+        session, user_id, page=page, page_size=page_size, archived=archived,
+        tags=tag or (), any_tags=any_tag or (),
+    )  # fmt: skip
     return PageOf[ListPublic](
         items=[ListPublic.model_validate(x) for x in result.items],
         total=result.total,

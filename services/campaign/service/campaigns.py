@@ -23,6 +23,7 @@ inserted, in the same statement as the items.
 """
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -147,6 +148,14 @@ async def campaign_page(
     """The caller's live campaigns, newest first, optionally of one status, with the total."""
     repo = CampaignRepository(session)
     return await repo.page(user_id, page=page, page_size=page_size, status=status)
+
+
+async def campaign_page_with_jobs(
+    session: AsyncSession, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None
+) -> Page[Campaign]:
+    """``campaign_page`` with each campaign's jobs loaded (two statements for any page)."""
+    repo = CampaignRepository(session)
+    return await repo.page_with_jobs(user_id, page=page, page_size=page_size, status=status)
 
 
 async def campaign_detail(
@@ -274,11 +283,21 @@ async def create_list(session: AsyncSession, user_id: uuid.UUID, body: ListCreat
 
 
 async def list_page(
-    session: AsyncSession, user_id: uuid.UUID, *, page: int, page_size: int, archived: bool | None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    page: int,
+    page_size: int,
+    archived: bool | None,
+    tags: Sequence[str] = (),
+    any_tags: Sequence[str] = (),
 ) -> Page[CreatorList]:
-    """The caller's lists, most recently changed first, with their (always current) stats."""
+    """The caller's lists, most recently changed first, with their (always current) stats;
+    optionally those holding every tag of ``tags`` and one of ``any_tags``."""
     repo = ListRepository(session)
-    return await repo.page(user_id, page=page, page_size=page_size, archived=archived)
+    return await repo.page(
+        user_id, page=page, page_size=page_size, archived=archived, tags=tags, any_tags=any_tags
+    )
 
 
 async def list_detail(

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from .accounts import write_usage_and_system_data, write_users
+from .accounts import write_reservations, write_usage_and_system_data, write_users
 from .lists import write_lists, write_profiles
 from .searches import write_campaigns, write_jobs, write_stored_creators
 from .state import KEYWORDS, Progress, Seeding
@@ -29,6 +29,7 @@ def write(
     write_usage_and_system_data(s)
     write_profiles(s)
     write_lists(s)
+    s.n_reservations = write_reservations(s)
     return record(s)
 
 
@@ -44,6 +45,7 @@ def record(s: Seeding) -> dict[str, Any]:
             "scraping_results": s.n_batches,
             "scraping_job_creators": s.n_creators,
             "list_items": sum(s.list_sizes),
+            "usage_reservations": s.n_reservations,
         },
         "heavy_user": {
             "id": str(s.user_ids[0]),

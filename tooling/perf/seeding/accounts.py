@@ -118,3 +118,29 @@ def write_usage_and_system_data(s: Seeding) -> None:
          "last_webhook_timestamp"),
         system_data(), n_users,
     )  # fmt: skip
+
+
+def write_reservations(s: Seeding) -> int:
+    """Settled usage behind the counters: a confirmed campaign reservation per campaign and a
+    confirmed creators reservation per job that stored creators, each settled when its row
+    was created (what ``GET /billing/usage/history`` aggregates by month). Written last: its
+    ids are drawn after every other row's, so earlier rows stay what they were."""
+    campaign_user = [s.user_ids[u] for u in s.owners]
+
+    def rows() -> Iterator[tuple]:
+        for c, campaign in enumerate(s.campaign_ids):
+            yield (s.new_id(), campaign_user[c], "campaigns", 1, 1, f"campaign:{campaign}",
+                   "confirmed", s.campaign_created[c], s.campaign_created[c])  # fmt: skip
+        for j, job in enumerate(s.job_ids):
+            if s.stored[j]:
+                user, at = campaign_user[s.job_campaign[j]], s.job_created[j]
+                yield (s.new_id(), user, "creators", s.stored[j], s.stored[j], f"job:{job}",
+                       "confirmed", at, at)  # fmt: skip
+
+    planned = s.n_campaigns + sum(1 for n in s.stored if n)
+    return s.copy(
+        "usage_reservations",
+        ("id", "user_id", "resource", "amount", "used_amount", "idempotency_key", "status",
+         "expires_at", "settled_at"),
+        rows(), planned,
+    )  # fmt: skip

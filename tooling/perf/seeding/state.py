@@ -84,6 +84,8 @@ class Seeding:
     followers: list[int]
     list_ids: list[uuid.UUID]
     list_sizes: list[int]
+    # settled usage (accounts.write_reservations)
+    n_reservations: int
 
     def __init__(
         self, conn: psycopg.Connection, counts: dict[str, int], tag: str, progress: Progress

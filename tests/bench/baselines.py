@@ -1,0 +1,214 @@
+"""The two baselines ``bench_http`` runs beside Scout, each in its own uvicorn process.
+
+* ``baseline_app`` — the physical floor: bare Starlette doing the same work by hand (PyJWT
+  RS256 check, **exactly the SQL the service sent** for that request on a
+  ``psycopg_pool.AsyncConnectionPool`` in autocommit, rows answered with orjson).
+* ``peer_app`` — the way most FastAPI/SQLModel services are written, after the FastAPI
+  full-stack template: a synchronous SQLModel ``Session`` per request (``def`` endpoints and
+  dependencies, run in FastAPI's thread pool), the caller resolved by a ``CurrentUser``
+  dependency that checks the RS256 token with PyJWT and loads the ``User`` row, ORM objects,
+  and a ``response_model``. ``GET /me`` loads the same five-table profile join as ORM objects;
+  ``GET /campaigns`` counts and pages the caller's live campaigns as the template's
+  ``read_items`` does. Both read ``BENCH_CAPTURE`` (a pickle written by ``bench_http``).
+"""
+
+import contextlib
+import os
+import pickle
+from decimal import Decimal
+from typing import Annotated, Any
+
+import jwt
+import orjson
+from cryptography.hazmat.primitives import serialization
+
+ISSUER = "scout-bench"
+
+
+def _capture() -> dict[str, Any]:
+    with open(os.environ["BENCH_CAPTURE"], "rb") as fh:
+        return pickle.load(fh)
+
+
+def baseline_app():
+    """``uvicorn tests.bench.baselines:baseline_app --factory``."""
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    capture = _capture()
+    key = serialization.load_pem_public_key(capture["public_key"])
+    pool = AsyncConnectionPool(
+        capture["dsn"],
+        min_size=10,
+        max_size=10,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        open=False,
+    )
+
+    def handler(statements: list[tuple[str, Any]]):
+        async def endpoint(request: Request) -> Response:
+            auth = request.headers.get("authorization", "")
+            if not auth.startswith("Bearer "):
+                return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
+            try:
+                claims = jwt.decode(auth[7:], key, algorithms=["RS256"], issuer=ISSUER)
+            except jwt.PyJWTError:
+                return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
+            answer: dict[str, Any] = {"sub": claims["sub"]}
+            async with pool.connection() as conn:
+                for i, (sql, params) in enumerate(statements):
+                    cur = await conn.execute(sql, params)
+                    answer[str(i)] = await cur.fetchall()
+            return Response(orjson.dumps(answer, default=_default), media_type="application/json")
+
+        return endpoint
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await pool.open(wait=True)
+        yield
+        await pool.close()
+
+    routes = [
+        Route(path, handler(statements), methods=["GET"])
+        for path, statements in capture["routes"].items()
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError
+
+
+def peer_app():
+    """``uvicorn tests.bench.baselines:peer_app --factory``."""
+    from datetime import UTC, datetime
+
+    from fastapi import Depends, FastAPI, HTTPException, Query
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from pydantic import BaseModel, ConfigDict
+    from sqlmodel import Session, create_engine, func, select
+
+    from shared.models import (
+        Campaign,
+        SubscriptionPlan,
+        User,
+        UserBilling,
+        UserSubscription,
+        UserSystemData,
+        UserUsage,
+    )
+    from shared.queries.users import UserProfile, derive_trial_status
+
+    capture = _capture()
+    key = serialization.load_pem_public_key(capture["public_key"])
+    engine = create_engine(capture["dsn"].replace("postgresql://", "postgresql+psycopg://", 1))
+    bearer = HTTPBearer()
+
+    def get_db():
+        with Session(engine) as session:
+            yield session
+
+    SessionDep = Annotated[Session, Depends(get_db)]
+
+    def get_current_user(
+        session: SessionDep, token: Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
+    ) -> User:
+        try:
+            claims = jwt.decode(token.credentials, key, algorithms=["RS256"], issuer=ISSUER)
+        except jwt.PyJWTError as exc:
+            raise HTTPException(401, "Could not validate credentials") from exc
+        user = session.exec(select(User).where(User.user_id == claims["sub"])).first()
+        if user is None or user.deleted_at is not None:
+            raise HTTPException(404, "User not found")
+        return user
+
+    CurrentUser = Annotated[User, Depends(get_current_user)]
+
+    class CampaignPublic(BaseModel):
+        model_config = ConfigDict(from_attributes=True)
+
+        id: Any
+        name: str
+        description: str | None
+        search_type: str
+        status: str
+        created_at: datetime
+        updated_at: datetime
+
+    class CampaignsPublic(BaseModel):
+        data: list[CampaignPublic]
+        count: int
+
+    app = FastAPI()
+
+    @app.get("/me", response_model=UserProfile)
+    def read_me(
+        session: SessionDep, token: Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
+    ):
+        try:
+            claims = jwt.decode(token.credentials, key, algorithms=["RS256"], issuer=ISSUER)
+        except jwt.PyJWTError as exc:
+            raise HTTPException(401, "Could not validate credentials") from exc
+        row = session.exec(
+            select(User, UserSubscription, UserBilling, UserUsage, UserSystemData, SubscriptionPlan)
+            .outerjoin(UserSubscription, UserSubscription.user_id == User.id)
+            .outerjoin(UserBilling, UserBilling.user_id == User.id)
+            .outerjoin(UserUsage, UserUsage.user_id == User.id)
+            .outerjoin(UserSystemData, UserSystemData.user_id == User.id)
+            .outerjoin(SubscriptionPlan, SubscriptionPlan.plan_key == UserSubscription.current_plan)
+            .where(User.user_id == claims["sub"])
+        ).first()
+        if row is None:
+            raise HTTPException(404, "User not found")
+        user, sub, billing, usage, system, plan = row
+        fields: dict[str, Any] = {}
+        for part in (system, usage, billing, sub, user):
+            fields.update(part.model_dump(exclude={"id", "user_id", "created_at", "updated_at"}))
+        fields.update(user.model_dump())
+        fields["trial_status"] = derive_trial_status(
+            sub.subscription_status, sub.trial_end_date, datetime.now(UTC)
+        )
+        fields["campaigns_limit"] = usage.plan_campaigns_limit or (
+            plan.campaigns_limit if plan else 0
+        )
+        fields["creators_limit"] = _first(usage.plan_creators_limit, plan and plan.creators_limit)
+        fields["enrichments_limit"] = plan.enrichments_limit if plan else 0
+        return fields
+
+    @app.get("/campaigns", response_model=CampaignsPublic)
+    def read_campaigns(
+        session: SessionDep,
+        current_user: CurrentUser,
+        page: int = Query(1, ge=1),
+        page_size: int = Query(20, ge=1, le=100),
+    ):
+        mine = (Campaign.user_id == current_user.id, Campaign.deleted_at.is_(None))
+        count = session.exec(select(func.count()).select_from(Campaign).where(*mine)).one()
+        campaigns = session.exec(
+            select(Campaign)
+            .where(*mine)
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        ).all()
+        return CampaignsPublic(data=campaigns, count=count)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        engine.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def _first(*values: Any) -> int:
+    """SQL's coalesce(…, 0)."""
+    return next((v for v in values if v is not None), 0)
