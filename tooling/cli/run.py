@@ -38,6 +38,7 @@ def api(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        loop="shared.web.eventloop:loop_factory",
     )
 
 
