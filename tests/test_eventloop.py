@@ -9,9 +9,10 @@ import gc
 from urllib.parse import urlsplit
 
 import pytest
+import uvicorn
 
 from shared.events.streams import connect
-from shared.web.eventloop import Loop
+from shared.web.eventloop import UVICORN_LOOP, Loop
 
 UNRESOLVABLE = "no-such-host.invalid"
 
@@ -89,3 +90,17 @@ def test_nats_connects_by_name_on_this_loop(nats_url: str):
             await nc.close()
 
     assert run_on_loop(main) == []
+
+
+def test_uvicorn_runs_the_apis_on_this_loop():
+    """``scout api`` passes :data:`UVICORN_LOOP`; uvicorn makes its loop from it."""
+    factory = uvicorn.Config(
+        "services.identity.api:create_app", loop=UVICORN_LOOP
+    ).get_loop_factory()
+    loop = factory()
+    try:
+        assert isinstance(loop, Loop)
+        loop.set_debug(False)  # what asyncio.Runner does first
+        assert loop.run_until_complete(asyncio.sleep(0, "ran")) == "ran"
+    finally:
+        loop.close()

@@ -9,7 +9,7 @@ connect timeout, and every attempt left one such line. :class:`Loop` resolves th
 with ``getaddrinfo`` (which cancels cleanly) and connects to the addresses it got, so a
 cancelled connect leaves nothing behind. Everything else is uvloop's.
 
-``scout api`` hands :func:`loop_factory` to uvicorn (its ``loop`` setting).
+``scout api`` names :class:`Loop` as uvicorn's loop (:data:`UVICORN_LOOP`, its ``loop`` setting).
 """
 
 import asyncio
@@ -59,6 +59,5 @@ class Loop(uvloop.Loop):
         raise OSError(f"connecting to {host!r} failed: {'; '.join(map(str, errors))}")
 
 
-def loop_factory(use_subprocess: bool = False) -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvicorn's loop setting (``"shared.web.eventloop:loop_factory"``)."""
-    return Loop
+# uvicorn calls a custom loop setting's object to make the loop: the class itself.
+UVICORN_LOOP = f"{__name__}:{Loop.__name__}"

@@ -9,6 +9,7 @@ import uvicorn
 
 from shared.logging import configure_logging
 from shared.settings import get_settings
+from shared.web.eventloop import UVICORN_LOOP
 from shared.worker import SERVICES, run_worker
 
 ServiceArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")]
@@ -38,7 +39,7 @@ def api(
         log_config=None,
         access_log=False,
         proxy_headers=True,
-        loop="shared.web.eventloop:loop_factory",
+        loop=UVICORN_LOOP,
     )
 
 
