@@ -142,10 +142,13 @@ AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 @raises(BillingUnavailable, NoActivePlan, ReservationClosed)
 def quota_client(request: Request) -> QuotaClient:
-    """Billing's quota client on this process's NATS link (no connection: it fails closed)."""
+    """Billing's quota client on this process's NATS link (not connected: it fails closed).
+
+    It holds the link's client itself, not a snapshot of "connected now", so a hold given back
+    in the background gets through once NATS is back."""
     settings = request.app.state.settings
     return QuotaClient(
-        request.app.state.nats.live,
+        request.app.state.nats.nc,
         settings.scout_nats_prefix,
         local_billing=settings.local_billing,
         timeout=settings.quota_timeout_seconds,
