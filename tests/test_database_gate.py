@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from shared.db import make_engine
 from shared.events.health import DatabaseHealth, Heartbeat
 from shared.models import User
+from shared.ratelimit import rate_limit
 from shared.web import SessionDep, create_app
 
 from .support.http import serving
@@ -72,6 +73,13 @@ def users_router() -> APIRouter:
         await session.flush()
         return {"created": clerk}
 
+    @router.post(
+        "/limited", dependencies=[rate_limit("test.limited", "rate_limit_job_creates_per_minute")]
+    )
+    async def limited() -> dict:
+        """Reaches the database only through its rate limit (a statement of its own)."""
+        return {"ok": True}
+
     @router.get("/boom")
     async def boom() -> dict:
         raise RuntimeError("a bug, not an outage")
@@ -80,13 +88,15 @@ def users_router() -> APIRouter:
 
 
 async def test_requests_answer_503_from_the_gate_while_the_database_is_away(
-    service_settings, database_url, proxy: FreezableProxy
+    service_settings, database_url, proxy: FreezableProxy, signing_keys
 ):
     settings = service_settings.model_copy(update={"database_url": proxy.url_for(database_url)})
     app = create_app("identity", routers=[users_router()], settings=settings)
     async with serving(app) as client:
         assert (await client.post(f"/users/user_{uuid.uuid4().hex[:12]}")).status_code == 200
         assert (await client.get("/boom")).status_code == 500
+        auth = {"authorization": f"Bearer {signing_keys.token('user_gate_limited')}"}
+        assert (await client.post("/limited", headers=auth)).status_code == 200
         assert app.state.db_health.healthy  # a bug is not an outage
 
         await proxy.stop()
@@ -102,6 +112,8 @@ async def test_requests_answer_503_from_the_gate_while_the_database_is_away(
         # Every one answered by the gate, none by a failed connection attempt.
         assert {(r.status_code, r.json()["detail"]) for r in answers} == {(503, GATE_DETAIL)}
         assert {r.headers["retry-after"] for r in answers} == {"1"}
+        limited = await client.post("/limited", headers=auth)  # its own statement, gated too
+        assert (limited.status_code, limited.json()["detail"]) == (503, GATE_DETAIL)
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["postgres"] is False
 

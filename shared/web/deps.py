@@ -30,16 +30,17 @@ class DatabaseUnavailable(DependencyUnavailable):
     detail = "The database is unreachable; try again shortly."
 
 
-def _database_gate(request: Request) -> DatabaseHealth | None:
+def database_gate(request: Request) -> DatabaseHealth | None:
     """The process's database gate; 503 at once while it is closed (the database is known to
-    be away: no request waits on a connection meanwhile, and the gate's probe reopens it)."""
+    be away: no request waits on a connection meanwhile, and the gate's probe reopens it).
+    Anything reaching the database outside ``SessionDep``/``ReadSessionDep`` calls it first."""
     health: DatabaseHealth | None = getattr(request.app.state, "db_health", None)
     if health is not None and not health.healthy:
         raise DatabaseUnavailable(headers={"Retry-After": "1"})
     return health
 
 
-def _report(health: DatabaseHealth | None, exc: BaseException) -> None:
+def report_failure(health: DatabaseHealth | None, exc: BaseException) -> None:
     """A failure that shows the database unreachable closes the gate for every request."""
     if health is not None and isinstance(exc, Exception):
         health.report(exc)
@@ -50,7 +51,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the route returns, rolled back on error;
     then the hooks the route registered for that outcome (``shared.db.after_commit`` /
     ``after_rollback``) run, before the response is sent."""
-    health = _database_gate(request)
+    health = database_gate(request)
     async with request.app.state.sessions() as session:
         # The idempotency wrapper writes the stored response in this same transaction.
         request.state.unit_of_work = session
@@ -58,7 +59,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
             await session.commit()
         except BaseException as exc:
-            _report(health, exc)
+            report_failure(health, exc)
             await session.rollback()
             await run_hooks(session, committed=False)
             raise
@@ -75,12 +76,12 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Each statement is its own snapshot; for GETs that only read. Never write through it.
     """
-    health = _database_gate(request)
+    health = database_gate(request)
     async with request.app.state.read_sessions() as session:
         try:
             yield session
         except BaseException as exc:
-            _report(health, exc)
+            report_failure(health, exc)
             raise
 
 
