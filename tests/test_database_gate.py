@@ -10,9 +10,11 @@ import contextlib
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from fastapi import APIRouter
 
 from shared.db import make_engine
+from shared.events.failures import is_database_unavailable
 from shared.events.health import DatabaseHealth, Heartbeat
 from shared.models import User
 from shared.ratelimit import rate_limit
@@ -163,3 +165,29 @@ async def test_the_heartbeat_goes_stale_when_the_database_stops_answering_withou
         await heartbeat.stop()
         health.close()
         await engine.dispose()
+
+
+async def test_a_connect_that_gets_no_answer_gives_up_after_the_connect_timeout():
+    """libpq's own timeout is whole seconds per address (and never covers the host name's
+    lookup); the engine bounds the whole connect by ``connect_timeout``, as an outage."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accept, then never say a word
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = make_engine(f"postgresql://scout@127.0.0.1:{port}/scout", connect_timeout=0.3,
+                         statement_timeout=5, pool_timeout=2)  # fmt: skip
+    try:
+        with pytest.raises(sa.exc.OperationalError) as failure:
+            async with engine.connect():
+                pass
+        assert "name lookup included" in str(failure.value)  # ours, not libpq's (>= 2 s)
+        assert is_database_unavailable(failure.value)  # closes a gate like any outage
+        assert accepted  # it did reach the silent server
+    finally:
+        await engine.dispose()
+        server.close()
+        for writer in accepted:
+            writer.close()
