@@ -121,12 +121,19 @@ async def test_requests_answer_503_from_the_gate_while_the_database_is_away(
 
         await proxy.start()
 
-        async def serving_again() -> bool:
-            r = await client.post(f"/users/user_{uuid.uuid4().hex[:12]}")
-            return r.status_code == 200
+        async def gate_open() -> bool:  # the gate's probe found the database
+            return app.state.db_health.healthy
 
-        await eventually(serving_again, within=15)
-        assert (await client.get("/readyz")).status_code == 200
+        await eventually(gate_open, within=15)
+        # The very first requests succeed: the pool's connections from before were let go.
+        for _ in range(3):
+            assert (await client.post(f"/users/user_{uuid.uuid4().hex[:12]}")).status_code == 200
+        assert app.state.db_health.healthy and app.state.db_health.outages == 1
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready, within=5)
 
 
 async def test_the_heartbeat_goes_stale_when_the_database_stops_answering_without_an_error(

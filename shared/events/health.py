@@ -130,6 +130,11 @@ class DatabaseHealth:
             except Exception:
                 delay = min(self.probe_max, delay * 2)
                 continue
+            # The pool's idle connections are from before the outage (nothing used them since:
+            # the gate was closed), so none is trusted: the first requests after the return
+            # would otherwise fail on them one by one and close the gate again.
+            with contextlib.suppress(Exception):
+                await self.engine.dispose()
             away = time.monotonic() - (self.down_since or time.monotonic())
             self.down_since = None
             self._up.set()
@@ -176,7 +181,9 @@ class Heartbeat:
     async def run(self) -> None:
         try:
             while True:
-                await self.health.wait()
+                if not self.health.healthy:  # closed by another part: this connection is stale
+                    await self._drop()
+                    await self.health.wait()
                 try:
                     await self._beat()
                     self.last_ok = time.monotonic()
