@@ -1,11 +1,13 @@
 """Database engines and sessions: async SQLAlchemy on psycopg 3, built by the caller (never at import)."""
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.ext.asyncio import (
@@ -59,10 +61,11 @@ def make_engine(
     away, so after a Postgres restart one request (answered 503) or one consumer attempt
     (retried) pays for it.
 
-    Nothing hangs on an unreachable database: connecting gives up after ``connect_timeout``,
-    a statement after ``statement_timeout`` (server side; ``tcp_user_timeout`` covers a server
-    that stopped answering mid-statement), and waiting for a pooled connection after
-    ``pool_timeout``. Each defaults to its ``DB_*_TIMEOUT_SECONDS`` setting.
+    Nothing hangs on an unreachable database: connecting gives up after ``connect_timeout``
+    (the host name's lookup included), a statement after ``statement_timeout`` (server side;
+    ``tcp_user_timeout`` covers a server that stopped answering mid-statement), and waiting
+    for a pooled connection after ``pool_timeout``. Each defaults to its
+    ``DB_*_TIMEOUT_SECONDS`` setting.
     """
     if None in (connect_timeout, statement_timeout, pool_timeout):
         defaults = get_settings()
@@ -70,24 +73,39 @@ def make_engine(
         statement_timeout = _given(statement_timeout, defaults.db_statement_timeout_seconds)
         pool_timeout = _given(pool_timeout, defaults.db_pool_timeout_seconds)
     statement_ms = int(statement_timeout * 1000)
+    dsn = libpq_url(url)
+    connect_args = {
+        "application_name": application_name,
+        # libpq takes whole seconds (and treats 1 as 2); never 0, which means "wait forever".
+        "connect_timeout": max(2, math.ceil(connect_timeout)),
+        "options": f"-c statement_timeout={statement_ms}",
+        # Unacknowledged bytes for this long mean the server is gone, not slow.
+        "tcp_user_timeout": max(statement_ms, 10_000) + 5_000,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+
+    async def connect() -> psycopg.AsyncConnection:
+        # libpq's connect_timeout covers each address it tries, not the host name lookup before
+        # them, which can take seconds of its own when a name stops resolving (a stopped
+        # container; a resolver that does not answer): the whole connect is bounded here.
+        try:
+            async with asyncio.timeout(max(connect_timeout, 0.1)):
+                return await psycopg.AsyncConnection.connect(dsn, **connect_args)
+        except TimeoutError as exc:  # what libpq's own timeout raises: "unreachable"
+            raise psycopg.errors.ConnectionTimeout(
+                f"connection timeout expired ({connect_timeout:g} s, name lookup included)"
+            ) from exc
+
     engine = create_async_engine(
         sqlalchemy_url(url),
+        async_creator=connect,
         pool_size=2 * pool_size,
         max_overflow=0,
         pool_recycle=1800,
         pool_timeout=pool_timeout,
-        connect_args={
-            "application_name": application_name,
-            # libpq takes whole seconds (and treats 1 as 2); never 0, which means "wait forever".
-            "connect_timeout": max(2, math.ceil(connect_timeout)),
-            "options": f"-c statement_timeout={statement_ms}",
-            # Unacknowledged bytes for this long mean the server is gone, not slow.
-            "tcp_user_timeout": max(statement_ms, 10_000) + 5_000,
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        },
     )
     # Every statement is visible to recorders at the driver, whatever path sent it.
     return sqltrace.trace(engine)

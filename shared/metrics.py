@@ -6,7 +6,7 @@ the source of truth — the database and JetStream — every few seconds (``samp
 serves them on ``WORKER_METRICS_PORT`` (``serve``) beside ``/healthz`` and ``/readyz`` probes.
 Sampling reads what is true rather than counting in the hot path, so several worker replicas
 report the same numbers, not partial ones. ``/readyz`` is :class:`WorkerReadiness`: NATS
-connected, the database health gate open and a bounded probe answering.
+connected and the database heartbeat fresh.
 """
 
 import asyncio
@@ -25,7 +25,7 @@ from prometheus_client import Gauge, make_wsgi_app
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.events.envelope import stream_name
-from shared.events.health import DatabaseHealth
+from shared.events.health import DatabaseHealth, Heartbeat
 from shared.events.streams import STREAMS
 from shared.models.enums import Service
 from shared.settings import Settings
@@ -248,53 +248,31 @@ def serving(port: int | None, host: str, ready: Callable[[], bool] = lambda: Tru
 
 
 class WorkerReadiness:
-    """``/readyz`` of a worker: NATS connected, the database gate open, and a probe answering.
+    """``/readyz`` of a worker: NATS connected and the database heartbeat fresh (the gate open
+    and a ``SELECT 1`` answered within the last second, see :class:`Heartbeat`).
 
-    Called from the metrics server's thread; the probe runs on the worker's event loop, bounded
-    by ``probe_within`` seconds, and its answer is reused for ``cache_for`` seconds so frequent
-    probes cost one database round trip at most that often. A probe that finds the database
-    unreachable also closes the gate, so the worker stops fetching work at the same moment.
+    Called from the metrics server's thread; it only reads what the heartbeat, beating on the
+    worker's event loop, last saw, so an answer never waits on the database.
     """
 
-    def __init__(
-        self,
-        health: DatabaseHealth,
-        connected: Callable[[], bool],
-        loop: asyncio.AbstractEventLoop,
-        *,
-        probe_within: float = 1.5,
-        cache_for: float = 1.0,
-    ) -> None:
-        self.health, self.connected, self.loop = health, connected, loop
-        self.probe_within, self.cache_for = probe_within, cache_for
-        self._lock = threading.Lock()
-        self._last: tuple[float, bool] = (0.0, False)
+    def __init__(self, heartbeat: Heartbeat, connected: Callable[[], bool]) -> None:
+        self.heartbeat, self.connected = heartbeat, connected
 
     def __call__(self) -> bool:
-        if not self.connected() or not self.health.healthy:
-            return False
-        with self._lock:  # concurrent probes share one answer
-            at, answer = self._last
-            if time.monotonic() - at < self.cache_for:
-                return answer
-            future = asyncio.run_coroutine_threadsafe(
-                self.health.probe(self.probe_within), self.loop
-            )
-            try:
-                answer = future.result(timeout=self.probe_within + 0.3)
-            except Exception:  # no answer within the bound
-                future.cancel()
-                answer = False
-            self._last = (time.monotonic(), answer)
-            return answer and self.health.healthy and self.connected()
+        return self.connected() and self.heartbeat.fresh()
 
 
 async def observe_worker(
     service: str, settings: Settings, engine: AsyncEngine, nc: NATS, health: DatabaseHealth
 ) -> None:
     """Serve ``WORKER_METRICS_PORT`` (metrics, /healthz, /readyz) and keep the gauges fresh."""
-    readiness = WorkerReadiness(health, lambda: nc.is_connected, asyncio.get_running_loop())
-    with serving(settings.worker_metrics_port, settings.worker_metrics_host, readiness):
-        await sample_forever(
-            engine, nc.jetstream(), service, settings.scout_nats_prefix, health=health
-        )
+    heartbeat = Heartbeat(health)
+    await heartbeat.start()
+    readiness = WorkerReadiness(heartbeat, lambda: nc.is_connected)
+    try:
+        with serving(settings.worker_metrics_port, settings.worker_metrics_host, readiness):
+            await sample_forever(
+                engine, nc.jetstream(), service, settings.scout_nats_prefix, health=health
+            )
+    finally:
+        await heartbeat.stop()

@@ -15,8 +15,13 @@ A reserve key names one operation (callers derive it from the operation's id, wh
 again. A caller that stops waiting for a reserve's answer gives the key up at once
 (``billing.usage.release_key``, sent in the background): if billing was only slow, the hold it
 committed is given back, and a reserve that reaches billing later finds the key taken by a
-released tombstone and holds nothing. No hold outlives a caller that gave up on it until its TTL,
-unless billing cannot be reached for the give-up either (then billing's expiry still does).
+released tombstone and holds nothing.
+
+Giving a hold back never depends on one message getting through: a give-up, and a release
+that finds billing unreachable (:meth:`QuotaClient.try_release`), keep asking in the background
+with capped backoff until billing answers — a Postgres or NATS outage, or a billing worker
+restarting, only delays it — for up to :data:`GIVE_BACK_WITHIN_SECONDS`; billing's expiry is
+the backstop beyond that (or when the asking process itself dies).
 
 How the counters move is billing's business (``services/billing/service/usage.py``): a reserve
 counts at once, a release keeps ``used_amount`` counted and gives back the rest, and a second
@@ -25,7 +30,9 @@ release of a settled reservation answers the same again.
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
 
@@ -63,7 +70,12 @@ class ReservationClosed(DependencyUnavailable):
     detail = "An earlier attempt of this operation gave its reservation up; send the request again."
 
 
-# Give-ups in flight (a task needs a strong reference until it finishes).
+# How long a hold is given back in the background, and the backoff between attempts.
+GIVE_BACK_WITHIN_SECONDS = 600.0
+GIVE_BACK_FIRST_RETRY_SECONDS = 0.5
+GIVE_BACK_MAX_RETRY_SECONDS = 5.0
+
+# Give-backs in flight (a task needs a strong reference until it finishes).
 _giving_up: set[asyncio.Task] = set()
 
 
@@ -145,16 +157,36 @@ class QuotaClient:
     def give_up(
         self, user_id: uuid.UUID, resource: UsageResource, amount: int, *, key: str
     ) -> None:
-        """:meth:`release_key` in the background: the caller answers now, billing gives the
-        hold back when the message reaches it (a failure is logged; expiry is the backstop)."""
+        """:meth:`release_key` in the background, asked again until billing answers: the
+        caller answers now, billing gives the hold back when a message reaches it."""
+        self._keep_asking(
+            lambda: self.release_key(user_id, resource, amount, key=key),
+            "quota.give_up_failed", {"key": key},
+        )  # fmt: skip
 
-        async def send() -> None:
-            try:
-                await self.release_key(user_id, resource, amount, key=key)
-            except Exception as exc:
-                log.warning("quota.give_up_failed", extra={"key": key, "error": repr(exc)})
+    def _keep_asking(self, ask: Callable[[], Awaitable[object]], failed: str, extra: dict) -> None:
+        """Run ``ask`` in the background until billing answers it: retried with capped backoff
+        while billing is unreachable, for up to :data:`GIVE_BACK_WITHIN_SECONDS`. Any other
+        failure (billing answered "no") and running out of time are logged as ``failed``."""
 
-        task = asyncio.get_running_loop().create_task(send())
+        async def until_answered() -> None:
+            deadline = time.monotonic() + GIVE_BACK_WITHIN_SECONDS
+            delay = GIVE_BACK_FIRST_RETRY_SECONDS
+            while True:
+                try:
+                    await ask()
+                    return
+                except BillingUnavailable as exc:
+                    if time.monotonic() + delay > deadline:
+                        log.warning(failed, extra={**extra, "error": repr(exc), "gave_up": True})
+                        return
+                except Exception as exc:
+                    log.warning(failed, extra={**extra, "error": repr(exc)})
+                    return
+                await asyncio.sleep(delay)
+                delay = min(GIVE_BACK_MAX_RETRY_SECONDS, delay * 2)
+
+        task = asyncio.get_running_loop().create_task(until_answered())
         _giving_up.add(task)
         task.add_done_callback(_giving_up.discard)
 
@@ -168,10 +200,17 @@ class QuotaClient:
     async def try_release(
         self, reservation_id: uuid.UUID, used_amount: int
     ) -> UsageReleaseReply | None:
-        """:meth:`release` where a failure must not fail the caller (it is logged; a hold never
-        settled is given back by billing's expiry, or confirmed by a scheduled retry)."""
+        """:meth:`release` where a failure must not fail the caller: when billing cannot be
+        reached, the release is asked again in the background until it answers (see the module
+        doc); any other failure is logged."""
         try:
             return await self.release(reservation_id, used_amount)
+        except BillingUnavailable:
+            self._keep_asking(
+                lambda: self.release(reservation_id, used_amount),
+                "quota.release_failed", {"reservation_id": str(reservation_id)},
+            )  # fmt: skip
+            return None
         except Exception as exc:
             log.warning(
                 "quota.release_failed",

@@ -18,8 +18,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import Principal
-from shared.errors import RateLimited
-from shared.web import CurrentUser
+from shared.errors import DependencyUnavailable, RateLimited
+from shared.web import CurrentUser, database_gate, report_failure
 from shared.web.openapi import raises
 
 _DECIDE = sa.text(
@@ -82,12 +82,17 @@ def rate_limit(action: str, setting: str) -> Any:
     per minute, 0 = unlimited). For a route's ``dependencies=[...]``: it runs before the route's
     other dependencies, so an over-budget request costs no further statement."""
 
-    @raises(RateLimited)
+    @raises(RateLimited, DependencyUnavailable)
     async def dependency(request: Request, principal: CurrentUser) -> Principal:
         per_minute = getattr(request.app.state.settings, setting)
         if per_minute > 0:
+            health = database_gate(request)  # 503 at once while the database is known away
             key = f"{request.app.state.service}:{action}:{principal.clerk_user_id}"
-            await enforce(request.app.state.engine, key, Limit(per_minute))
+            try:
+                await enforce(request.app.state.engine, key, Limit(per_minute))
+            except Exception as exc:
+                report_failure(health, exc)
+                raise
         return principal
 
     return Depends(dependency)

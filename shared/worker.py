@@ -157,7 +157,7 @@ async def _run(
         ctx.service, role="worker", engine=ctx.engine, nats=lambda: ctx.nc, prefix=prefix
     )
     subscriptions = [
-        await rpc_.serve(ctx.nc, subject, handler, prefix=prefix)
+        await rpc_.serve(ctx.nc, subject, handler, prefix=prefix, health=ctx.health)
         for subject, handler in spec.rpc.items()
     ]
     # Every worker prunes its own service's rows that would otherwise grow forever.

@@ -5,9 +5,15 @@ database cannot be reached closes the gate; one probe loop then asks ``SELECT 1`
 backoff and opens the gate when it answers. While the gate is closed nothing fetches messages
 or claims jobs, so an outage of any length burns no deliveries and no retries, and the parts
 resume within one probe interval of the database's return.
+
+:class:`Heartbeat` is what ``/readyz`` reports (APIs and workers alike): a ``SELECT 1`` on a
+connection of its own every fraction of a second, and "ready" means one answered within the
+last second. So readiness turns 503 within that second however the database goes away (an
+error, a connection or name lookup that hangs), without a probe inside the readiness request.
 """
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -25,6 +31,9 @@ log = logging.getLogger("scout.health")
 PROBE_FIRST_SECONDS = 0.2
 PROBE_MAX_SECONDS = 2.0
 PROBE_TIMEOUT_SECONDS = 2.0
+# The heartbeat: one SELECT 1 this often; ready while one answered within FRESH_SECONDS.
+HEARTBEAT_SECONDS = 0.25
+FRESH_SECONDS = 1.0
 
 
 class DatabaseHealth:
@@ -90,13 +99,20 @@ class DatabaseHealth:
             self.report(exc)  # a mere timeout says "slow", not "gone": the gate stays as it is
             return False
 
+    async def connect(self, role: str, within: float) -> psycopg.AsyncConnection:
+        """A connection of its own to the engine's database (never one of the pool's)."""
+        return await psycopg.AsyncConnection.connect(
+            libpq_url(self.engine.url.render_as_string(hide_password=False)),
+            autocommit=True, connect_timeout=max(2, math.ceil(within)),
+            application_name=f"scout-{role}-{self.name}"[:63],
+            # A server that stopped answering is noticed, not waited on.
+            tcp_user_timeout=5_000, keepalives=1, keepalives_idle=5, keepalives_interval=2,
+            keepalives_count=2,
+        )  # fmt: skip
+
     async def _select_one(self, within: float) -> None:
-        dsn = libpq_url(self.engine.url.render_as_string(hide_password=False))
         async with asyncio.timeout(within):
-            conn = await psycopg.AsyncConnection.connect(
-                dsn, autocommit=True, connect_timeout=max(2, math.ceil(within)),
-                application_name=f"scout-probe-{self.name}"[:63],
-            )  # fmt: skip
+            conn = await self.connect("probe", within)
             async with conn:
                 await conn.execute("SELECT 1")
 
@@ -114,8 +130,78 @@ class DatabaseHealth:
             except Exception:
                 delay = min(self.probe_max, delay * 2)
                 continue
+            # The pool's idle connections are from before the outage (nothing used them since:
+            # the gate was closed), so none is trusted: the first requests after the return
+            # would otherwise fail on them one by one and close the gate again.
+            with contextlib.suppress(Exception):
+                await self.engine.dispose()
             away = time.monotonic() - (self.down_since or time.monotonic())
             self.down_since = None
             self._up.set()
             log.info("db.available", extra={"part": self.name, "down_s": round(away, 1)})
             return
+
+
+class Heartbeat:
+    """``SELECT 1`` every ``every`` seconds on one connection of its own, for ``/readyz``.
+
+    :meth:`fresh` (safe from any thread) is true while the gate is open and a beat answered
+    within the last ``fresh_for`` seconds. No beat is ever cancelled (psycopg would then try to
+    cancel the query on the server, which can take seconds of its own): a beat that hangs only
+    stops being fresh. A beat that finds the database unreachable closes the gate; while the
+    gate is closed the beats pause (its probe is already asking) and resume when it opens.
+    """
+
+    def __init__(
+        self, health: DatabaseHealth, *, every: float = HEARTBEAT_SECONDS,
+        fresh_for: float = FRESH_SECONDS,
+    ) -> None:  # fmt: skip
+        self.health, self.every, self.fresh_for = health, every, fresh_for
+        self.last_ok: float | None = None  # monotonic time of the last answered beat
+        self._conn: psycopg.AsyncConnection | None = None
+        self._task: asyncio.Task | None = None
+        self._beaten = asyncio.Event()
+
+    def fresh(self) -> bool:
+        last = self.last_ok
+        return self.health.healthy and last is not None and time.monotonic() - last < self.fresh_for
+
+    async def start(self, wait: float = 2.0) -> None:
+        """Beat in the background; wait up to ``wait`` seconds for the first beat's outcome."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="heartbeat")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._beaten.wait(), wait)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if not self.health.healthy:  # closed by another part: this connection is stale
+                    await self._drop()
+                    await self.health.wait()
+                try:
+                    await self._beat()
+                    self.last_ok = time.monotonic()
+                except Exception as exc:
+                    await self._drop()
+                    self.health.report(exc)
+                self._beaten.set()
+                await asyncio.sleep(self.every)
+        finally:
+            await self._drop()
+
+    async def _beat(self) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = await self.health.connect("heartbeat", self.fresh_for)
+        await self._conn.execute("SELECT 1")
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()

@@ -23,6 +23,7 @@ from shared.errors import DependencyUnavailable, ScoutError
 from .catalogue import RPC
 from .envelope import prefixed
 from .failures import is_transient
+from .health import DatabaseHealth
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,13 @@ async def serve(
     prefix: str = "",
     queue: str | None = None,
     max_concurrency: int = 64,
+    health: DatabaseHealth | None = None,
 ) -> Subscription:
-    """Answer ``subject`` with ``handler`` in a queue group, so every worker shares the load."""
+    """Answer ``subject`` with ``handler`` in a queue group, so every worker shares the load.
+
+    With ``health`` (the process's database gate), a question that arrives while the database
+    is known to be away is answered 503 at once instead of waiting on a connection, and a
+    failure that shows it away closes the gate."""
     spec = RPC.get(subject)
     limit = asyncio.Semaphore(max_concurrency)
     running: set[asyncio.Task] = set()
@@ -110,12 +116,16 @@ async def serve(
                 data = spec.request.model_validate(data)
         except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             return _error("validation_error", f"bad {subject} request: {exc}", 422)
+        if health is not None and not health.healthy:
+            return _error("dependency_unavailable", f"{subject}: try again later", 503)
         try:
             with bound((msg.headers or {}).get(CORRELATION_HEADER)):
                 result = await handler(data)
         except ScoutError as exc:
             return _error(exc.code, exc.detail, exc.status_code)
         except Exception as exc:
+            if health is not None:
+                health.report(exc)
             if is_transient(exc):  # e.g. our database is away: ask again later
                 log.warning(
                     "rpc.dependency_unavailable", extra={"subject": subject, "error": repr(exc)}

@@ -15,7 +15,16 @@
 """
 
 from .app import create_app
-from .deps import AdminUser, CallerId, CurrentUser, Quota, ReadSessionDep, SessionDep
+from .deps import (
+    AdminUser,
+    CallerId,
+    CurrentUser,
+    Quota,
+    ReadSessionDep,
+    SessionDep,
+    database_gate,
+    report_failure,
+)
 from .errors import error_body
 from .idempotency import IDEMPOTENT, Idempotent, Operation
 from .openapi import ErrorBody, error_responses, raises, webhook_request
@@ -32,8 +41,10 @@ __all__ = [
     "ReadSessionDep",
     "SessionDep",
     "create_app",
+    "database_gate",
     "error_body",
     "error_responses",
     "raises",
+    "report_failure",
     "webhook_request",
 ]

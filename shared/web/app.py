@@ -5,13 +5,11 @@ serves ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and an offline
 maps every error to ``{"code", "detail"}`` with the right status.
 """
 
-import asyncio
 import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.auth import TokenVerifier
 from shared.db import engine_for, session_factory
 from shared.errors import DependencyUnavailable
+from shared.events.health import DatabaseHealth, Heartbeat
 from shared.queries.sessions import read_session_factory
 from shared.runtime import start_runtime
 from shared.settings import Settings, get_settings
@@ -35,8 +34,6 @@ from .openapi import error_responses, install_openapi
 # Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) shipped inside the fastapi-offline wheel.
 # The older swagger-ui-bundle (Swagger UI 3) cannot render 3.1: "does not specify a valid version".
 SWAGGER_UI_ASSETS = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
-
-READY_TIMEOUT_SECONDS = 2.0
 
 
 class NotReady(DependencyUnavailable):
@@ -65,7 +62,7 @@ def _ops_router(service: str) -> APIRouter:
         """200 when this process reaches Postgres and NATS, else 503 with ``checks`` saying
         which one it cannot reach: for readiness probes and load balancers."""
         checks = {
-            "postgres": await _postgres_ok(request.app),
+            "postgres": request.app.state.db_heartbeat.fresh(),
             "nats": request.app.state.nats.connected,
         }
         ok = all(checks.values())
@@ -91,15 +88,6 @@ def _ops_router(service: str) -> APIRouter:
     return router
 
 
-async def _postgres_ok(app: FastAPI) -> bool:
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), app.state.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
 def create_app(
     service: str,
     *,
@@ -120,6 +108,11 @@ def create_app(
         app.state.engine = engine_for(cfg, application_name=f"scout-{service}")
         app.state.sessions = session_factory(app.state.engine)
         app.state.read_sessions = read_session_factory(app.state.engine)
+        # While the database is known to be away, requests answer 503 at once (shared.web.deps)
+        # instead of each waiting on a connection; /readyz reports the heartbeat.
+        app.state.db_health = DatabaseHealth(app.state.engine, name=f"{service}-api")
+        app.state.db_heartbeat = Heartbeat(app.state.db_health)
+        await app.state.db_heartbeat.start()
         app.state.verifier = TokenVerifier(cfg)
         app.state.nats = NatsLink(cfg.nats_url, f"scout-{service}-api")
         await app.state.nats.start()
@@ -142,6 +135,8 @@ def create_app(
                 await hook(app)
             await app.state.runtime.stop()
             await app.state.nats.close()
+            await app.state.db_heartbeat.stop()
+            app.state.db_health.close()
             await app.state.engine.dispose()
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.auth import Principal
 from shared.db import run_hooks
 from shared.errors import AdminRequired, DependencyUnavailable, Unauthorized, UserNotFound
+from shared.events.health import DatabaseHealth
 from shared.models import User
 from shared.queries.users import live_user_id
 from shared.quota import BillingUnavailable, NoActivePlan, QuotaClient, ReservationClosed
@@ -25,18 +26,40 @@ from shared.quota import BillingUnavailable, NoActivePlan, QuotaClient, Reservat
 from .openapi import raises
 
 
+class DatabaseUnavailable(DependencyUnavailable):
+    detail = "The database is unreachable; try again shortly."
+
+
+def database_gate(request: Request) -> DatabaseHealth | None:
+    """The process's database gate; 503 at once while it is closed (the database is known to
+    be away: no request waits on a connection meanwhile, and the gate's probe reopens it).
+    Anything reaching the database outside ``SessionDep``/``ReadSessionDep`` calls it first."""
+    health: DatabaseHealth | None = getattr(request.app.state, "db_health", None)
+    if health is not None and not health.healthy:
+        raise DatabaseUnavailable(headers={"Retry-After": "1"})
+    return health
+
+
+def report_failure(health: DatabaseHealth | None, exc: BaseException) -> None:
+    """A failure that shows the database unreachable closes the gate for every request."""
+    if health is not None and isinstance(exc, Exception):
+        health.report(exc)
+
+
 @raises(DependencyUnavailable)
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the route returns, rolled back on error;
     then the hooks the route registered for that outcome (``shared.db.after_commit`` /
     ``after_rollback``) run, before the response is sent."""
+    health = database_gate(request)
     async with request.app.state.sessions() as session:
         # The idempotency wrapper writes the stored response in this same transaction.
         request.state.unit_of_work = session
         try:
             yield session
             await session.commit()
-        except BaseException:
+        except BaseException as exc:
+            report_failure(health, exc)
             await session.rollback()
             await run_hooks(session, committed=False)
             raise
@@ -53,8 +76,13 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Each statement is its own snapshot; for GETs that only read. Never write through it.
     """
+    health = database_gate(request)
     async with request.app.state.read_sessions() as session:
-        yield session
+        try:
+            yield session
+        except BaseException as exc:
+            report_failure(health, exc)
+            raise
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
@@ -115,10 +143,13 @@ AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 @raises(BillingUnavailable, NoActivePlan, ReservationClosed)
 def quota_client(request: Request) -> QuotaClient:
-    """Billing's quota client on this process's NATS link (no connection: it fails closed)."""
+    """Billing's quota client on this process's NATS link (not connected: it fails closed).
+
+    It holds the link's client itself, not a snapshot of "connected now", so a hold given back
+    in the background gets through once NATS is back."""
     settings = request.app.state.settings
     return QuotaClient(
-        request.app.state.nats.live,
+        request.app.state.nats.nc,
         settings.scout_nats_prefix,
         local_billing=settings.local_billing,
         timeout=settings.quota_timeout_seconds,

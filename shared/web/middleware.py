@@ -71,6 +71,9 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, _limited(receive, self.max_body), send_wrapper)
             except Exception as exc:
+                health = getattr(getattr(scope.get("app"), "state", None), "db_health", None)
+                if health is not None:  # the database away: later requests answer 503 at once
+                    health.report(exc)
                 answer, body, answer_headers = unhandled_answer(exc, scope["method"], path)
                 if not started:  # else the client sees the response cut short
                     status = answer

@@ -1,6 +1,5 @@
 """Worker metrics: sampled from the database and JetStream, served with health probes."""
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import metrics
 from shared.events.envelope import stream_name
-from shared.events.health import DatabaseHealth
+from shared.events.health import DatabaseHealth, Heartbeat
 from shared.events.streams import connect, ensure_streams
 from tests.factories import make_campaign, make_job, make_user
 from tests.support.wait import eventually
@@ -113,17 +112,17 @@ async def test_consumer_lag_counts_undelivered_messages_per_durable(nats_url, na
 
 
 async def test_worker_endpoint_serves_metrics_health_and_readiness(engine):
-    """/readyz: NATS connected, the database gate open and a bounded probe answering."""
+    """/readyz: NATS connected and the database heartbeat fresh (gate open, a beat answered)."""
     port = free_port()
     health = DatabaseHealth(engine, name="metrics-test", probe_max=0.1)
+    heartbeat = Heartbeat(health, every=0.05)
+    await heartbeat.start()
     nats_up = True
-    readiness = metrics.WorkerReadiness(
-        health, lambda: nats_up, asyncio.get_running_loop(), cache_for=0
-    )
+    readiness = metrics.WorkerReadiness(heartbeat, lambda: nats_up)
     with metrics.serving(port, "127.0.0.1", readiness):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             assert (await client.get("/healthz")).status_code == 200
-            assert (await client.get("/readyz")).status_code == 200  # the probe answered
+            assert (await client.get("/readyz")).status_code == 200  # a beat answered
             nats_up = False
             assert (await client.get("/readyz")).status_code == 503  # NATS gone
             nats_up = True
@@ -136,4 +135,5 @@ async def test_worker_endpoint_serves_metrics_health_and_readiness(engine):
             await eventually(ready_again, within=5)
             body = (await client.get("/metrics")).text
             assert "scout_outbox_lag_seconds" in body and "scout_consumer_pending_messages" in body
+    await heartbeat.stop()
     health.close()

@@ -5,12 +5,15 @@ import time
 import uuid
 
 import orjson
+import psycopg
 import pytest
 from nats.aio.client import Client as NATS
 from pydantic import ValidationError
 
+from shared.db import make_engine
 from shared.errors import LimitReached
 from shared.events.catalogue import UsageReserveReply, UsageReserveRequest
+from shared.events.health import DatabaseHealth
 from shared.events.rpc import DependencyUnavailable, RemoteError, request, serve
 
 RESERVE = "billing.usage.reserve"
@@ -72,4 +75,33 @@ async def test_a_slow_server_is_dependency_unavailable_after_the_timeout(
     with pytest.raises(DependencyUnavailable, match=r"did not answer within 0\.3s") as info:
         await request(nc, RESERVE, reserve_request(), prefix=nats_prefix, timeout=0.3)
     assert info.value.status_code == 503
+    await sub.unsubscribe()
+
+
+async def test_a_closed_database_gate_answers_503_without_running_the_handler(
+    nc: NATS, nats_prefix: str
+):
+    ran: list[int] = []
+
+    async def reserve(req: UsageReserveRequest) -> UsageReserveReply:
+        ran.append(req.amount)
+        raise psycopg.OperationalError("connection refused")  # the database went away
+
+    # A database nobody listens on: the gate's probe cannot reopen it during the test.
+    engine = make_engine("postgresql://scout@127.0.0.1:1/scout", connect_timeout=2,
+                         statement_timeout=5, pool_timeout=2)  # fmt: skip
+    health = DatabaseHealth(engine, name="rpc-test")
+    sub = await serve(nc, RESERVE, reserve, prefix=nats_prefix, health=health)
+    with pytest.raises(DependencyUnavailable) as first:
+        await request(nc, RESERVE, reserve_request(1), prefix=nats_prefix)
+    assert not health.healthy  # the handler's failure closed the gate
+    answers = await asyncio.gather(
+        *(request(nc, RESERVE, reserve_request(2), prefix=nats_prefix) for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert ran == [1]  # no later question reached the handler
+    assert all(isinstance(a, DependencyUnavailable) and a.status_code == 503 for a in answers)
+    assert first.value.status_code == 503
+    health.close()
+    await engine.dispose()
     await sub.unsubscribe()

@@ -186,6 +186,8 @@ async def test_postgres_outage_is_reported_and_survived_without_restart(
     async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=10) as client:
         assert (await client.get("/lists")).status_code == 200
         await proxy.stop()
+        # /readyz reports the heartbeat, which sees the outage within a second.
+        await wait_http(f"{api.url}/readyz", status=503, within=2)
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["postgres"] is False
         during = await client.get("/lists")

@@ -9,6 +9,7 @@ import uvicorn
 
 from shared.logging import configure_logging
 from shared.settings import get_settings
+from shared.web.eventloop import UVICORN_LOOP
 from shared.worker import SERVICES, run_worker
 
 ServiceArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")]
@@ -38,6 +39,7 @@ def api(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        loop=UVICORN_LOOP,
     )
 
 

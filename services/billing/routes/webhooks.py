@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shared.errors import DependencyUnavailable, InvalidPayload, InvalidSignature
-from shared.web import error_responses, webhook_request
+from shared.web import database_gate, error_responses, webhook_request
 
 from ..errors import WebhookFailed, WebhookInProgress
 from ..schemas import StripeEvent
@@ -39,4 +39,5 @@ async def stripe_webhook(request: Request) -> dict[str, Any]:
     event = webhooks.verify(
         payload, request.headers.get("stripe-signature"), settings.stripe_webhook_secret
     )
+    database_gate(request)  # 503 at once while the database is known to be away
     return await webhooks.handle(request.app.state.sessions, settings, event)
