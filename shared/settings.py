@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     retention_background_jobs_days: float = Field(default=14, gt=0)  # finished jobs
     retention_rate_limits_days: float = Field(default=1, gt=0)  # idle rate-limit keys
     retention_dead_letters_days: float = Field(default=30, gt=0)  # replayed or discarded
+    retention_enrichments_days: float = Field(default=30, gt=0)  # finished enrichments
     retention_schedule: str = "*/10 * * * *"
 
     # Worker processes serve Prometheus metrics here when set (APIs use their own /metrics).
