@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     scraping_work_ack_wait_seconds: float = Field(default=60, gt=0)
     # An enriched profile younger than this is answered from storage and spends nothing.
     enrichment_ttl_days: float = Field(default=30, ge=0, le=3650)
+    # An enrichment still live this long after it was created ends in error (its unfinished
+    # creators failed, what was fetched charged); at most 6 h, billing's hold on its quota.
+    enrichment_timeout_minutes: float = Field(default=30, gt=0, le=360)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
