@@ -16,6 +16,8 @@ background_jobs    completed or failed scheduled jobs        RETENTION_BACKGROUN
 rate_limits        keys idle (budget full again) since       RETENTION_RATE_LIMITS_DAYS
 dead_letters       replayed or discarded dead letters        RETENTION_DEAD_LETTERS_DAYS
 idempotency_keys   stored first responses (and stale claims) RETENTION_IDEMPOTENCY_KEYS_DAYS
+scraping_          finished enrichments (items cascade;      RETENTION_ENRICHMENTS_DAYS
+enrichments        stored creator profiles stay: the cache)
 =================  ========================================  ==================================
 
 Unpublished events, pending dead letters and live jobs are never pruned, however old.
@@ -64,6 +66,8 @@ class Rule:
             return ("source = :owner", {"owner": source}) if source else None
         if self.table == "rate_limits":
             return ("key LIKE :owner", {"owner": f"{service}:%"})
+        if self.table.startswith("scraping_"):  # scraping's own tables carry no service
+            return ("true", {}) if service == "scraping" else None
         return ("service = :owner", {"owner": service})
 
 
@@ -83,6 +87,9 @@ RULES: tuple[Rule, ...] = (
     # Past the replay window a key is forgotten anyway (shared.web.idempotency).
     Rule("idempotency_keys", "retention_idempotency_keys_days", "created_at", "true",
          "idempotency keys and their first responses"),
+    # Items cascade with their enrichment; the stored creator profiles (the cache) stay.
+    Rule("scraping_enrichments", "retention_enrichments_days", "completed_at",
+         "status IN ('completed', 'error')", "finished enrichments and their items"),
 )  # fmt: skip
 
 

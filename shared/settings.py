@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     scraping_work_ack_wait_seconds: float = Field(default=60, gt=0)
     # An enriched profile younger than this is answered from storage and spends nothing.
     enrichment_ttl_days: float = Field(default=30, ge=0, le=3650)
+    # An enrichment still live this long after it was created ends in error (its unfinished
+    # creators failed, what was fetched charged); at most 6 h, billing's hold on its quota.
+    enrichment_timeout_minutes: float = Field(default=30, gt=0, le=360)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
@@ -73,6 +76,7 @@ class Settings(BaseSettings):
     retention_background_jobs_days: float = Field(default=14, gt=0)  # finished jobs
     retention_rate_limits_days: float = Field(default=1, gt=0)  # idle rate-limit keys
     retention_dead_letters_days: float = Field(default=30, gt=0)  # replayed or discarded
+    retention_enrichments_days: float = Field(default=30, gt=0)  # finished enrichments
     retention_schedule: str = "*/10 * * * *"
 
     # Worker processes serve Prometheus metrics here when set (APIs use their own /metrics).

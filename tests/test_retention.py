@@ -183,3 +183,41 @@ async def test_existing_streams_get_the_configured_max_age_in_place(nats_url: st
         assert work.config.max_age == 0  # work items stay until acknowledged
     finally:
         await nc.close()
+
+
+async def test_scraping_prunes_finished_enrichments_and_items_but_keeps_stored_profiles(
+    committed: AsyncEngine,
+):
+    user = await row(committed, "users", f"'user_{uuid.uuid4().hex[:8]}'", "user_id")
+    en = "user_id, status, total, done, failed, completed_at"
+    enrichments = {
+        "completed": await row(committed, "scraping_enrichments", f"'{user}', 'completed', 1, 1, 0, {OLD}", en),
+        "error": await row(committed, "scraping_enrichments", f"'{user}', 'error', 1, 0, 1, {OLD}", en),
+        "recent": await row(committed, "scraping_enrichments", f"'{user}', 'completed', 1, 1, 0, {NEW}", en),
+        "live": await row(committed, "scraping_enrichments", f"'{user}', 'processing', 1, 0, 0, NULL", en),
+    }  # fmt: skip
+    it = "enrichment_id, position, platform, external_id, handle, status"
+    items = {
+        name: await row(committed, "scraping_enrichment_items", f"'{e}', 0, 'tiktok', 'c1', 'h', 'cached'", it)
+        for name, e in enrichments.items()
+    }  # fmt: skip
+    cp = "platform, external_id, handle, profile, enriched_at"
+    profile = await row(
+        committed, "scraping_creator_profiles", f"'tiktok', 'c1', 'h', '{{}}', {OLD}", cp
+    )
+
+    assert "scraping_enrichments" not in await retention.prune(committed, "campaign", Settings())
+    assert len(await ids(committed, "scraping_enrichments")) == 4
+    deleted = await retention.prune(committed, "scraping", Settings())
+
+    assert deleted["scraping_enrichments"] == 2
+    assert await ids(committed, "scraping_enrichments") == {
+        enrichments["recent"],
+        enrichments["live"],
+    }
+    assert await ids(committed, "scraping_enrichment_items") == {items["recent"], items["live"]}
+    assert await ids(committed, "scraping_creator_profiles") == {profile}  # the cache stays
+    # A shorter setting prunes the recent one too (it finished just now: past 0.0 days).
+    short = Settings(retention_enrichments_days=1e-9)
+    assert (await retention.prune(committed, "scraping", short))["scraping_enrichments"] == 1
+    assert await ids(committed, "scraping_enrichments") == {enrichments["live"]}

@@ -1,6 +1,7 @@
 """Event and scheduled-job handlers of the scraping worker (one function per subject)."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -138,9 +139,16 @@ async def on_campaign_deleted(session: AsyncSession, envelope: Envelope) -> None
     )
 
 
-async def sweep_timeouts(session: AsyncSession, job: Job) -> dict[str, Any]:
-    """Scheduled: jobs past ``timeout_at`` end as ``timeout`` (none stays processing forever)."""
-    return {"timed_out": await JobService(session).sweep_timeouts()}
+def sweep_timeouts(enrichment_timeout: timedelta):
+    """Scheduled: jobs past ``timeout_at`` end as ``timeout`` and enrichments live longer than
+    ``enrichment_timeout`` end in ``error`` (nothing stays processing forever)."""
+
+    async def sweep(session: AsyncSession, job: Job) -> dict[str, Any]:
+        jobs = await JobService(session).sweep_timeouts()
+        enrichments = await EnrichmentService(session).sweep_timeouts(enrichment_timeout)
+        return {"timed_out": jobs, "enrichments_timed_out": enrichments}
+
+    return sweep
 
 
 def results_creators_handler(sessions: async_sessionmaker[AsyncSession]) -> RpcHandler:

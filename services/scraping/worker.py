@@ -1,6 +1,7 @@
-"""The scraping worker: search and enrichment work items, purges, the timeout sweeper, and two
-request/reply servers: the answer to "which creators of this job?" (``scraping.results.creators``)
-and the start of an enrichment for another service (``scraping.enrichments.start``).
+"""The scraping worker: search and enrichment work items, purges, the timeout sweeper (jobs and
+enrichments), and two request/reply servers: the answer to "which creators of this job?"
+(``scraping.results.creators``) and the start of an enrichment for another service
+(``scraping.enrichments.start``).
 
 Work items sit on the ``SCRAPING_WORK`` work-queue stream; every worker process binds the same
 durable pull consumer, so JetStream hands each item to exactly one of them and the load is
@@ -9,6 +10,7 @@ its transaction: the item is redelivered after ``ack_wait`` and done again, once
 """
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from shared.quota import QuotaClient
@@ -33,6 +35,7 @@ def build(
     """The worker spec; ``provider``/``search_options`` override settings (tests, tools)."""
     provider = provider or make_provider(ctx.settings)
     ttl_days = ctx.settings.enrichment_ttl_days
+    enrichment_timeout = timedelta(minutes=ctx.settings.enrichment_timeout_minutes)
     quota = QuotaClient(ctx.nc, ctx.prefix, timeout=ctx.settings.quota_timeout_seconds)
 
     async def close_provider() -> None:
@@ -67,7 +70,7 @@ def build(
                 ctx.sessions, quota, ttl_days
             ),
         },
-        jobs={"scraping.sweep_timeouts": handlers.sweep_timeouts},
+        jobs={"scraping.sweep_timeouts": handlers.sweep_timeouts(enrichment_timeout)},
         schedules=SCHEDULES,
         tasks=[close_provider],
     )

@@ -28,6 +28,17 @@ class Enrichment(TableBase, table=True):
             name="counters_consistent",
         ),
         sa.Index("ix_scraping_enrichments_user_id_created_at", "user_id", "created_at"),
+        # The timeout sweep's live enrichments by age; retention's finished ones by end.
+        sa.Index(
+            "ix_scraping_enrichments_live_created_at",
+            "created_at",
+            postgresql_where=sa.text("status IN ('pending', 'processing')"),
+        ),
+        sa.Index(
+            "ix_scraping_enrichments_finished_completed_at",
+            "completed_at",
+            postgresql_where=sa.text("status IN ('completed', 'error')"),
+        ),
     )
 
     user_id: uuid.UUID = Field(

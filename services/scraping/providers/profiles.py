@@ -77,7 +77,10 @@ def _emails(*texts: Any) -> list[str]:
 
 def tiktok_profile(body: dict[str, Any], source: str) -> Profile:
     """``GET /v1/tiktok/profile?handle=`` → ``{user: {signature, verified, bioLink{link}, …},
-    stats: {followerCount, followingCount, heartCount, videoCount}}``."""
+    stats: {followerCount, followingCount, heartCount, videoCount}}``.
+
+    https://github.com/antnmrtnds/imospy/blob/main/scrapecreators-docs/scrape_creators_api_docs.md
+    """
     user = body.get("user") or {}
     stats = body.get("stats") or body.get("statsV2") or {}
     followers, videos = _int(stats.get("followerCount")), _int(stats.get("videoCount"))
@@ -135,7 +138,10 @@ def instagram_profile(body: dict[str, Any], source: str) -> Profile:
 
 def youtube_profile(body: dict[str, Any], source: str) -> Profile:
     """``GET /v1/youtube/channel?channelId=`` → ``{channelId, description, subscriberCount,
-    videoCount, viewCount, email, links[…]}`` (links are URLs or ``{url}`` objects)."""
+    videoCount, viewCount, email, links[…]}`` (links are URLs or ``{url}`` objects).
+
+    https://github.com/GroundCtrlHQ/mattboxing/blob/main/docs/features/SCRAPECREATORS.md
+    """
     videos, views = _int(body.get("videoCount")), _int(body.get("viewCount"))
     description = body.get("description") or ""
     links = [link if isinstance(link, str) else (link or {}).get("url")

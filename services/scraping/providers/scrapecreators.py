@@ -9,8 +9,10 @@ Endpoints (header ``x-api-key``), one page per call:
 
 Profiles (enrichment), one creator per call, normalised in ``profiles.py``:
 - TikTok    ``GET /v1/tiktok/profile?handle=``
+  (https://github.com/antnmrtnds/imospy/blob/main/scrapecreators-docs/scrape_creators_api_docs.md)
 - Instagram ``GET /v1/instagram/profile?handle=``
-- YouTube   ``GET /v1/youtube/channel?channelId=``
+- YouTube   ``GET /v1/youtube/channel?channelId=`` (``handle`` or ``url`` are accepted too)
+  (https://scrapecreators.com/tutorials/how-to-scrape-youtube-channel-with-nodejs)
 
 Timeouts, connection errors, 5xx and 429 are retried a few times within the call (429 honours
 ``Retry-After``); if they persist the call raises :class:`ProviderUnavailable`, a transient

@@ -114,6 +114,31 @@ class EnrichmentRepository:
             .values(status=status, error=error)
         )
 
+    async def overdue(self, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        """Live (pending or processing) enrichments created before ``created_before``."""
+        rows = await self.session.scalars(
+            sa.select(Enrichment.id)
+            .where(
+                Enrichment.status.in_(["pending", "processing"]),
+                Enrichment.created_at < created_before,
+            )
+            .order_by(Enrichment.created_at)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def fail_pending(self, enrichment_id: uuid.UUID, error: str) -> int:
+        """Every still-pending item of the enrichment fails with ``error``; returns how many."""
+        result = await self.session.execute(
+            sa.update(EnrichmentItem)
+            .where(
+                EnrichmentItem.enrichment_id == enrichment_id,
+                EnrichmentItem.status == "pending",
+            )
+            .values(status="failed", error=error)
+        )
+        return result.rowcount
+
     async def delete_for_user(self, user_id: uuid.UUID) -> int:
         result = await self.session.execute(
             sa.delete(Enrichment).where(Enrichment.user_id == user_id)

@@ -9,6 +9,9 @@ enrichment's transaction emits ``scraping.enrichment.completed.v1`` with ``fetch
 creators really asked from the provider) and billing's consumer settles the reservation from it:
 ``fetched`` stays counted, cached and failed creators are given back. That event is the ONE
 settlement path; the only direct release is the compensation when the insert did not commit.
+An enrichment still live ``ENRICHMENT_TIMEOUT_MINUTES`` after its creation (a provider outage
+that never ends) is ended by the scheduled sweep: ``error``, its unfinished items ``failed``,
+settled through the same event with what was really fetched.
 
 Every count change happens under the enrichment's row lock, in the transaction that changes the
 item, so ``done``/``failed``/``fetched`` always agree with the items.
@@ -54,9 +57,10 @@ from .results import ResultsService
 log = logging.getLogger("scout.scraping.enrichment")
 
 SERVICE = Service.scraping
-# A hold outlives any enrichment that keeps going; one that never ends is given back by
-# billing's expiry (and a late settlement still charges what was fetched).
+# A hold outlives any enrichment: the timeout sweep ends one that never finishes well before
+# billing's expiry would give the hold back (and a late settlement still charges what was fetched).
 RESERVATION_TTL = timedelta(hours=6)
+TIMED_OUT = "timed out"
 TERMINAL = frozenset({EnrichmentStatus.completed, EnrichmentStatus.error})
 
 
@@ -249,6 +253,25 @@ class EnrichmentService:
             await self._finish(enrichment)
         await self.session.flush()
 
+    async def sweep_timeouts(
+        self, max_age: timedelta, *, now: datetime | None = None, limit: int = 500
+    ) -> int:
+        """End every live enrichment created more than ``max_age`` ago: ``error``, its pending
+        items ``failed`` ("timed out"), and the completion event billing settles from (with what
+        was really fetched). Each under its row lock, so an item finishing at the same moment
+        and the sweep end the enrichment (and settle its hold) once between them; an item
+        arriving later finds it ended and changes nothing."""
+        ended = 0
+        for enrichment_id in await self.repo.overdue((now or _now()) - max_age, limit):
+            enrichment = await self.repo.lock(enrichment_id)
+            if enrichment is None or enrichment.status in TERMINAL:
+                continue  # an item ended it meanwhile
+            enrichment.failed += await self.repo.fail_pending(enrichment.id, TIMED_OUT)
+            await self._finish(enrichment, EnrichmentStatus.error)
+            ended += 1
+        await self.session.flush()
+        return ended
+
     async def _store(
         self, platform: str, external_id: str, handle: str, profile: Profile
     ) -> CreatorEnrichment:
@@ -260,10 +283,12 @@ class EnrichmentService:
             enriched_at=now,
         )  # fmt: skip
 
-    async def _finish(self, enrichment: Enrichment) -> None:
+    async def _finish(self, enrichment: Enrichment, status: EnrichmentStatus | None = None) -> None:
         """Resolve the enrichment and emit the event billing settles its hold from."""
-        failed_all = enrichment.failed == enrichment.total
-        enrichment.status = EnrichmentStatus.error if failed_all else EnrichmentStatus.completed
+        if status is None:
+            failed_all = enrichment.failed == enrichment.total
+            status = EnrichmentStatus.error if failed_all else EnrichmentStatus.completed
+        enrichment.status = status
         enrichment.completed_at = _now()
         await self._event(
             enrichment,
