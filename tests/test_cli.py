@@ -72,7 +72,7 @@ def test_db_inspect_reports_tables_owners_rows_and_indexes(run, database_url):
     kept = {r["table"]: r for r in report["retention"]}
     assert set(kept) == {"events", "inbox", "event_attempts", "webhook_events",
                          "background_jobs", "rate_limits", "dead_letters",
-                         "idempotency_keys"}  # fmt: skip
+                         "idempotency_keys", "scraping_enrichments"}  # fmt: skip
     assert (
         kept["inbox"]["retention_days"] == 14 and kept["inbox"]["setting"] == "RETENTION_INBOX_DAYS"
     )
