@@ -6,6 +6,7 @@ factory, for request/reply, which opens its own transaction) is built by a
 """
 
 import logging
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -98,33 +99,25 @@ async def on_campaign_deleted(session: AsyncSession, envelope: Envelope) -> None
 async def on_job_ended(session: AsyncSession, envelope: Envelope) -> None:
     """``scraping.job.<completed|failed|timed_out|cancelled>.v1``: settle the job's hold from
     its ``processed_results`` (the one settlement path for scraping's reservations)."""
-    payload = envelope.payload
-    if payload.reservation_id is None:
-        return
-    try:
-        await usage.release(
-            session,
-            UsageReleaseRequest(
-                reservation_id=payload.reservation_id, used_amount=payload.processed_results
-            ),
-        )
-    except ReservationNotFound:  # purged with its user
-        log.info("billing.release_unknown", extra={"reservation": str(payload.reservation_id)})
+    await _settle(session, envelope.payload.reservation_id, envelope.payload.processed_results)
 
 
 async def on_enrichment_ended(session: AsyncSession, envelope: Envelope) -> None:
     """``scraping.enrichment.completed.v1``: settle the enrichment's hold; what was fetched
     stays counted, cached and failed creators are given back."""
-    payload = envelope.payload
-    if payload.reservation_id is None:
+    await _settle(session, envelope.payload.reservation_id, envelope.payload.fetched)
+
+
+async def _settle(session: AsyncSession, reservation_id: uuid.UUID | None, used: int) -> None:
+    """Settle a hold scraping reported ended: ``used`` stays counted, the rest is given back."""
+    if reservation_id is None:
         return
     try:
         await usage.release(
-            session,
-            UsageReleaseRequest(reservation_id=payload.reservation_id, used_amount=payload.fetched),
+            session, UsageReleaseRequest(reservation_id=reservation_id, used_amount=used)
         )
     except ReservationNotFound:  # purged with its user
-        log.info("billing.release_unknown", extra={"reservation": str(payload.reservation_id)})
+        log.info("billing.release_unknown", extra={"reservation": str(reservation_id)})
 
 
 # --- scheduled jobs ----------------------------------------------------------------------------
