@@ -1,10 +1,9 @@
 """Every SQL statement an engine sends, seen where the driver sends it.
 
-Statement-count tests, ``scout db perf`` and ``bench_http`` record what a request runs. They
-used to listen to SQLAlchemy's ``before_cursor_execute``, which sees only statements that go
-through SQLAlchemy: a read run on the session's driver connection (``shared.db.fetch``, the
-fast path of the hottest reads) would be invisible to them. Here the recording sits one level
-down, in the psycopg cursor every connection of an engine makes (plain and server-side), so
+Statement-count tests, ``scout db perf`` and ``bench_http`` record what a request runs.
+SQLAlchemy's ``before_cursor_execute`` sees only statements that go through SQLAlchemy: a read
+run on the session's driver connection (``shared.db.fetch``, the fast path of the hottest
+reads) would be invisible to it. So the recording sits one level down, in the psycopg cursor every connection of an engine makes (plain and server-side), so
 whatever path a statement takes — ORM, Core, ``exec_driver_sql``, the driver itself — it is
 seen, with the exact SQL and parameters psycopg receives.
 

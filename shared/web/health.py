@@ -15,7 +15,7 @@ tail it reports stands beside what caused it.
 
 ``tune_gc`` (applied at startup) is what the measurement led to: the objects alive after
 startup (modules, models, compiled statements, the app) are frozen out of the collector, and
-the young generation is collected less often, so a full collection no longer walks the whole
+the young generation is collected less often, so a full collection does not walk the whole
 heap while requests wait.
 """
 
