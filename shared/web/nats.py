@@ -32,11 +32,6 @@ class NatsLink:
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 
-    @property
-    def live(self) -> NATS | None:
-        """The connection when it is up, else None (callers fail closed on None)."""
-        return self.nc if self.connected else None
-
     async def close(self) -> None:
         if self._task and not self._task.done():
             self._task.cancel()

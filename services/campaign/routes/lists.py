@@ -162,7 +162,7 @@ async def list_items(
 @raises(DependencyUnavailable)
 def results_client(request: Request) -> ResultsClient:
     """Scraping's results, asked on this process's NATS link (no connection: 503)."""
-    return ResultsClient(request.app.state.nats.live, request.app.state.settings.scout_nats_prefix)
+    return ResultsClient(request.app.state.nats.nc, request.app.state.settings.scout_nats_prefix)
 
 
 @router.post(
@@ -253,7 +253,7 @@ async def enrich_list(
     Enriched e-mail, followers and engagement rate then show in the list's items and export."""
     settings = request.app.state.settings
     scraping = service.ScrapingClient(
-        request.app.state.nats.live, settings.scout_nats_prefix,
+        request.app.state.nats.nc, settings.scout_nats_prefix,
         timeout=settings.quota_timeout_seconds,
     )  # fmt: skip
     reply = await service.enrich_list(session, scraping, user_id, list_id, operation.id)
