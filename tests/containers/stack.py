@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.http import free_port
+from tooling.embedded import free_ports
 
 from .engine import Engine
 
@@ -33,7 +33,7 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.ports = {s: free_port() for s in SERVICES}
+        self.ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
         self.env = {
             "SCOUT_IMAGE": IMAGE,
             **{f"{s.upper()}_PORT": str(port) for s, port in self.ports.items()},

@@ -15,7 +15,7 @@ import psycopg
 
 from tests.conftest import drop_database
 from tooling.cli.dev import own_database
-from tooling.embedded import free_port
+from tooling.embedded import free_port, free_ports
 from tooling.infra import Resolved
 from tooling.ports import Port, first_taken, holder
 
@@ -56,14 +56,13 @@ async def test_scout_dev_refuses_a_taken_port_before_starting_anything(tmp_path)
             **os.environ,
             "SCOUT_ENV": "development",
             "XDG_DATA_HOME": str(tmp_path),
-            "IDENTITY_PORT": str(free_port()),
-            "BILLING_PORT": str(free_port()),
-            "CAMPAIGN_PORT": str(free_port()),
-            "SCRAPING_PORT": str(free_port()),
             "SCRAPING_WORKER_METRICS_PORT": str(port),
         }
+        free = iter(p for p in free_ports(8) if p != port)  # distinct, and not the taken one
+        for service in ("IDENTITY", "BILLING", "CAMPAIGN", "SCRAPING"):
+            env[f"{service}_PORT"] = str(next(free))
         for service in ("IDENTITY", "BILLING", "CAMPAIGN"):
-            env[f"{service}_WORKER_METRICS_PORT"] = str(free_port())
+            env[f"{service}_WORKER_METRICS_PORT"] = str(next(free))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tooling.cli", "dev", "--no-colour",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

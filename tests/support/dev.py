@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from shared.events.streams import connect, delete_streams
-from tooling.embedded import free_port
+from tooling.embedded import free_ports
 
 SERVICES = ("identity", "billing", "campaign", "scraping")
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +62,10 @@ def dev_environment(database_url: str, nats_url: str, data: Path) -> dict[str, s
     }
     for name in ("AUTH_PUBLIC_KEY", "AUTH_JWKS_URL", "AUTH_ISSUER", "STRIPE_SECRET_KEY"):
         env.pop(name, None)
+    ports = iter(free_ports(2 * len(SERVICES)))  # all distinct
     for service in SERVICES:
-        env[f"{service.upper()}_PORT"] = str(free_port())
-        env[f"{service.upper()}_WORKER_METRICS_PORT"] = str(free_port())
+        env[f"{service.upper()}_PORT"] = str(next(ports))
+        env[f"{service.upper()}_WORKER_METRICS_PORT"] = str(next(ports))
     return env
 
 

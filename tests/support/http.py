@@ -1,18 +1,15 @@
 """Serve an ASGI app on a real socket inside the test's event loop (real HTTP, real concurrency)."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import uvicorn
 
+from tooling.embedded import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "serving"]
 
 
 @asynccontextmanager
