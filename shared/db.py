@@ -3,9 +3,11 @@
 import asyncio
 import logging
 import math
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -104,11 +106,19 @@ def make_engine(
         async_creator=connect,
         pool_size=2 * pool_size,
         max_overflow=0,
-        pool_recycle=1800,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         pool_timeout=pool_timeout,
     )
     # Every statement is visible to recorders at the driver, whatever path sent it.
-    return sqltrace.trace(engine)
+    sqltrace.trace(engine)
+    # The autocommit reads' own connections (ReadPool), dropped whenever the engine's pool is.
+    reads = ReadPool(connect, engine, size=pool_size, timeout=pool_timeout)
+    _READ_POOLS[engine.sync_engine] = reads
+    sa.event.listen(engine.sync_engine, "engine_disposed", lambda _engine: reads.drop_idle())
+    return engine
+
+
+POOL_RECYCLE_SECONDS = 1800
 
 
 def engine_for(
@@ -180,18 +190,120 @@ async def run_hooks(session: AsyncSession, *, committed: bool) -> None:
             log.exception("db.hook_failed", extra={"committed": committed})
 
 
+# --- the autocommit reads' own connections ------------------------------------------------------
+
+T = TypeVar("T")
+Connect = Callable[[], Awaitable[psycopg.AsyncConnection]]
+_READ_POOLS: "weakref.WeakKeyDictionary[sa.Engine, ReadPool]" = weakref.WeakKeyDictionary()
+
+
+class ReadPool:
+    """Autocommit psycopg connections for the driver-path reads of read sessions.
+
+    An autocommit read is its own snapshot, so which connection runs it changes nothing; run
+    here, a read skips SQLAlchemy's pool checkout and return and the greenlet hops around them
+    (measured by ``scout db perf`` on the profile read). Every engine built by
+    :func:`make_engine` has one (:func:`read_pool`), with the engine's connect (its timeouts and
+    name-lookup bound), its statement tracing, up to ``size`` connections opened lazily, and the
+    engine's pool timeout and recycle age. It is dropped whenever the engine's pool is
+    (``engine.dispose()``: the database gate reopening, shutdown); a connection a failure left
+    unusable is closed, and one that shows the server gone drops every idle one too, as
+    SQLAlchemy invalidates its pool on a disconnect.
+    """
+
+    def __init__(self, connect: Connect, engine: AsyncEngine, *, size: int, timeout: float) -> None:
+        self._connect, self._engine = connect, weakref.ref(engine)
+        self.size, self.timeout = size, timeout
+        self._idle: list[tuple[psycopg.AsyncConnection, float]] = []
+        self._slots: asyncio.Semaphore | None = None
+        self.checked_out = 0
+
+    async def execute(
+        self,
+        sql: str,
+        params: Mapping[str, Any],
+        fetch: Callable[[psycopg.AsyncCursor], Awaitable[T]],
+    ) -> T:
+        """Run ``sql`` on a pooled connection and return ``fetch(cursor)``."""
+        slots = self._slots
+        if slots is None:  # made here: a semaphore belongs to the loop that first waits on it
+            slots = self._slots = asyncio.Semaphore(self.size)
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise sa.exc.TimeoutError(
+                    f"no read connection free within {self.timeout:g} s (pool of {self.size})"
+                ) from None
+        else:
+            await slots.acquire()
+        self.checked_out += 1
+        held: tuple[psycopg.AsyncConnection, float] | None = None
+        try:
+            held = await self._take()
+            result = await fetch(await held[0].cursor().execute(sql, params))
+        except BaseException:
+            if held is not None:
+                self._discard_if_unusable(held)
+            raise
+        else:
+            self._idle.append(held)
+        finally:
+            self.checked_out -= 1
+            slots.release()
+        return result
+
+    async def _take(self) -> tuple[psycopg.AsyncConnection, float]:
+        """An idle connection (the most recently used), or a new one."""
+        while self._idle:
+            held = self._idle.pop()
+            if time.monotonic() - held[1] < POOL_RECYCLE_SECONDS and not held[0].closed:
+                return held
+            held[0].pgconn.finish()
+        conn = await self._connect()
+        engine = self._engine()
+        if engine is not None:
+            sqltrace.adopt(engine, conn)
+        await conn.set_autocommit(True)
+        return conn, time.monotonic()
+
+    def _discard_if_unusable(self, held: tuple[psycopg.AsyncConnection, float]) -> None:
+        """After a failure: keep a connection still idle (a statement error in autocommit leaves
+        it so), close any other; a broken one means the server went away, so drop them all."""
+        conn = held[0]
+        if conn.broken or conn.closed:
+            self.drop_idle()
+        elif conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self._idle.append(held)
+            return
+        conn.pgconn.finish()
+
+    def drop_idle(self) -> None:
+        """Close every idle connection (none is in use by anyone: closing is immediate)."""
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.pgconn.finish()
+
+
+def read_pool(engine: AsyncEngine) -> ReadPool | None:
+    """The engine's :class:`ReadPool` (None for an engine not built by :func:`make_engine`)."""
+    return _READ_POOLS.get(engine.sync_engine)
+
+
 # --- the driver path of the hottest reads --------------------------------------------------------
 
 _DIALECT = PGDialectAsync_psycopg()
 
 
 class DriverQuery:
-    """A read compiled once to the SQL psycopg receives, run on the session's own connection
-    with psycopg directly: no SQLAlchemy execution context, result processing or greenlet hop
-    per call (measured on the profile read: ~0.15 ms of ~0.5 ms). The session still owns the
-    connection, its transaction (or autocommit) and its pool checkout, and the statement is
-    seen by every recorder (``shared.sqltrace`` records at the driver). A Core ``AsyncConnection``
-    (already in its transaction) may stand in for the session.
+    """A read compiled once to the SQL psycopg receives, run with psycopg directly: no
+    SQLAlchemy execution context, result processing or greenlet hop per call (measured on the
+    profile read: ~0.15 ms of ~0.5 ms). On a read session (``shared.queries.sessions``) it runs
+    on the engine's :class:`ReadPool` (autocommit either way, so nothing changes but the cost);
+    on a transactional session, on the session's own connection, inside its transaction. A
+    Core ``AsyncConnection`` (already in its transaction) may stand in for the session. Every
+    path is seen by every recorder (``shared.sqltrace`` records at the driver).
 
     Only for statements whose parameters psycopg adapts natively as SQLAlchemy would (uuid,
     str, int, lists of str, datetimes) and whose columns need no SQLAlchemy result processing
@@ -217,32 +329,46 @@ class DriverQuery:
         convert = self.processors
         return {k: convert[k](v) if k in convert else v for k, v in params.items()}
 
-    async def _cursor(self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]):
-        conn = await session.connection() if isinstance(session, AsyncSession) else session
+    async def _run(
+        self,
+        session: AsyncSession | AsyncConnection,
+        params: Mapping[str, Any],
+        fetch: Callable[[psycopg.AsyncCursor], Awaitable[T]],
+    ) -> T:
+        values = {**self.defaults, **self._processed(params)}
+        if isinstance(session, AsyncSession):
+            reads: ReadPool | None = session.info.get(READS)
+            if reads is not None:
+                return await reads.execute(self.sql, values, fetch)
+            conn = await session.connection()
+        else:
+            conn = session
         # Already checked out by connection(): reading it does no I/O, so no greenlet needed.
         driver = conn.sync_connection.connection.driver_connection
-        return await driver.execute(self.sql, {**self.defaults, **self._processed(params)})
+        return await fetch(await driver.execute(self.sql, values))
 
     async def all(
         self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]
     ) -> list[tuple]:
-        return await (await self._cursor(session, params)).fetchall()
+        return await self._run(session, params, _fetchall)
 
     async def run(self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]) -> int:
         """A statement without rows (UPDATE, DELETE): how many rows it touched."""
-        return (await self._cursor(session, params)).rowcount
+        return await self._run(session, params, _rowcount)
 
     async def first(self, session: AsyncSession, params: Mapping[str, Any]) -> tuple | None:
-        return await (await self._cursor(session, params)).fetchone()
+        return await self._run(session, params, _fetchone)
 
     async def scalar(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
-        row = await self.first(session, params)
+        row = await self._run(session, params, _fetchone)
         return None if row is None else row[0]
 
     async def mapping(
         self, session: AsyncSession, params: Mapping[str, Any]
     ) -> dict[str, Any] | None:
-        cursor = await self._cursor(session, params)
+        return await self._run(session, params, self._named)
+
+    async def _named(self, cursor: psycopg.AsyncCursor) -> dict[str, Any] | None:
         row = await cursor.fetchone()
         if row is None:
             return None
@@ -250,3 +376,19 @@ class DriverQuery:
             # Building ``cursor.description`` costs ~2.5 µs a column per call: once is enough.
             self.names = tuple(c.name for c in cursor.description)
         return dict(zip(self.names, row, strict=True))
+
+
+# Where a read session carries its engine's ReadPool (``session.info``).
+READS = "scout.read_pool"
+
+
+async def _fetchall(cursor: psycopg.AsyncCursor) -> list[tuple]:
+    return await cursor.fetchall()
+
+
+async def _fetchone(cursor: psycopg.AsyncCursor) -> tuple | None:
+    return await cursor.fetchone()
+
+
+async def _rowcount(cursor: psycopg.AsyncCursor) -> int:
+    return cursor.rowcount

@@ -2,8 +2,8 @@
 
 Statement-count tests, ``scout db perf`` and ``bench_http`` record what a request runs.
 SQLAlchemy's ``before_cursor_execute`` sees only statements that go through SQLAlchemy: a read
-run on the session's driver connection (``shared.db.fetch``, the fast path of the hottest
-reads) would be invisible to it. So the recording sits one level down, in the psycopg cursor every connection of an engine makes (plain and server-side), so
+run on the driver (``shared.db.DriverQuery``, the fast path of the hottest reads, on a session's
+connection or on the engine's ``ReadPool``) would be invisible to it. So the recording sits one level down, in the psycopg cursor every connection of an engine makes (plain and server-side), so
 whatever path a statement takes — ORM, Core, ``exec_driver_sql``, the driver itself — it is
 seen, with the exact SQL and parameters psycopg receives.
 
@@ -28,6 +28,7 @@ Hook = Callable[[Any, str, Any], None]
 # Hooks that see every traced engine's statements.
 EVERY_ENGINE: list[Hook] = []
 _BY_ENGINE: "weakref.WeakKeyDictionary[sa.Engine, list[Hook]]" = weakref.WeakKeyDictionary()
+_CURSORS: "weakref.WeakKeyDictionary[sa.Engine, tuple[type, type]]" = weakref.WeakKeyDictionary()
 
 
 def _notify(cursor: Any, hooks: list[Hook], query: Any, params: Any) -> None:
@@ -65,15 +66,20 @@ def trace(engine: AsyncEngine) -> AsyncEngine:
     hooks: list[Hook] = []
     plain = type("EngineCursor", (TracedCursor,), {"hooks": hooks})
     server = type("EngineServerCursor", (TracedServerCursor,), {"hooks": hooks})
+    _CURSORS[engine.sync_engine] = plain, server
 
     def on_connect(dbapi_connection, _record) -> None:
-        driver = dbapi_connection.driver_connection
-        driver.cursor_factory = plain
-        driver.server_cursor_factory = server
+        adopt(engine, dbapi_connection.driver_connection)
 
     sa.event.listen(engine.sync_engine, "connect", on_connect)
     _BY_ENGINE[engine.sync_engine] = hooks
     return engine
+
+
+def adopt(engine: AsyncEngine, connection: psycopg.AsyncConnection) -> None:
+    """Trace ``connection`` as one of ``engine``'s: a connection the engine's pool does not
+    hold (``shared.db.ReadPool``) reports to the same hooks."""
+    connection.cursor_factory, connection.server_cursor_factory = _CURSORS[engine.sync_engine]
 
 
 @contextmanager

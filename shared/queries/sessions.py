@@ -9,12 +9,19 @@ for writes: nothing they do is atomic with anything else.
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.db import READS, read_pool
+
 
 def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions on ``engine``'s pool whose statements run in autocommit (read paths only)."""
+    """Sessions whose statements run in autocommit (read paths only): ORM and Core statements
+    on ``engine``'s pool, ``shared.db.DriverQuery`` reads on the engine's ``ReadPool``, so a
+    request whose reads all take the driver path never checks a connection out of SQLAlchemy's
+    pool."""
+    reads = read_pool(engine)
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"),
         class_=AsyncSession,
         expire_on_commit=False,
         autoflush=False,
+        info={} if reads is None else {READS: reads},
     )

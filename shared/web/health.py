@@ -7,8 +7,9 @@ process, or waiting for a pooled connection. Each is measured where it happens:
 * ``scout_event_loop_lag_seconds``: a task asks to wake every ``LAG_INTERVAL`` and records how
   late it woke — the delay every request ready at that moment also saw;
 * ``scout_gc_pause_seconds``: every collection, timed from ``gc.callbacks``, by generation;
-* ``scout_db_pool_checked_out``: the engine's connections in use, sampled with the lag
-  (beside ``scout_db_pool_size``: a pool too small for the concurrency shows as a full pool).
+* ``scout_db_pool_checked_out``: the engine's connections in use (its SQLAlchemy pool and its
+  ``ReadPool`` together), sampled with the lag (beside ``scout_db_pool_size``: a pool too small
+  for the concurrency shows as a full pool).
 
 ``tests/bench/bench_http.py`` reads them from ``/metrics`` after each slice of load, so the
 tail it reports stands beside what caused it.
@@ -27,6 +28,8 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import read_pool
 
 LAG_INTERVAL = 0.02  # seconds between wake-ups (50 samples a second: ~20 µs of CPU a second)
 # Young-generation threshold: CPython's default 700 collects every few requests.
@@ -92,15 +95,15 @@ async def monitoring(service: str, engine: AsyncEngine) -> AsyncIterator[None]:
     """Sample event-loop lag and pool use while the app runs."""
     watch_gc()
     lag, in_use = LOOP_LAG.labels(service), POOL_CHECKED_OUT.labels(service)
-    pool = engine.sync_engine.pool
-    POOL_SIZE.labels(service).set(pool.size())
+    pool, reads = engine.sync_engine.pool, read_pool(engine)
+    POOL_SIZE.labels(service).set(pool.size() + (reads.size if reads else 0))
 
     async def sample() -> None:
         while True:
             expected = time.perf_counter() + LAG_INTERVAL
             await asyncio.sleep(LAG_INTERVAL)
             lag.observe(max(0.0, time.perf_counter() - expected))
-            in_use.observe(pool.checkedout())
+            in_use.observe(pool.checkedout() + (reads.checked_out if reads else 0))
 
     task = asyncio.create_task(sample(), name=f"{service}-loop-lag")
     try:
