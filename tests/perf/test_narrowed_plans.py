@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.scraping.repository import COUNT_CAP, ResultsRepository
+from shared import sqltrace
 from shared.db import libpq_url, make_engine
 from shared.results import ResultsFilter, ResultsSort
 from tooling import migrate
@@ -108,18 +109,15 @@ async def test_a_narrowed_page_touches_rows_of_the_page_not_of_the_job(
     assert bound < JOB_SIZE // 2  # the bound means something only well below the job's size
     calls: list[tuple[str, Any]] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+    def record(cursor, statement, parameters) -> None:  # at the driver: every path is seen
         calls.append((statement, parameters))
 
     async with AsyncSession(seeded.engine) as session:
         conn = await session.connection()
-        sa.event.listen(conn.sync_connection, "before_cursor_execute", record)
-        try:
+        with sqltrace.recording(seeded.engine, record):
             page = await ResultsRepository(session).narrowed_page(
                 seeded.clerk_id, seeded.job_id, query, offset=offset, limit=LIMIT
             )
-        finally:
-            sa.event.remove(conn.sync_connection, "before_cursor_execute", record)
         assert page is not None and page.count == min(LIMIT, max(0, page.total - offset))
         assert len(calls) == 1  # caller, ownership, count and page in one statement
         plan = await _plan(conn, *calls[0])

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from shared.db import DriverQuery
 from shared.models import Campaign, ScrapingJob, ScrapingJobCreator
 from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
@@ -114,6 +115,7 @@ CROSS JOIN LATERAL (
 WHERE j.id = :job_id AND u.user_id = :clerk_user_id AND u.deleted_at IS NULL
 """
 )
+_RESULTS_PAGE_DRIVER = DriverQuery(_RESULTS_PAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +311,7 @@ class JobRepository:
             "offset": offset,
             "limit": limit,
         }
-        row = (await self.session.execute(_RESULTS_PAGE, params)).first()
+        row = await _RESULTS_PAGE_DRIVER.first(self.session, params)
         if row is None:
             return None
         total, count, items = row

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.queries.pagination import InvalidPage
 from shared.results import ResultsFilter, ResultsSort
 
@@ -135,21 +136,34 @@ def _params(query: ResultsFilter) -> tuple[frozenset[str], dict[str, Any]]:
 # A job's creators named by key, in the order asked (``from_job`` with ``creator_keys``): one
 # probe of the ``(job_id, platform, creator_key)`` unique index per key. Keys absent from the
 # job come back as ``creator IS NULL`` so the caller can name them.
-_BY_KEYS = sa.text(
-    """
+_BY_KEYS = DriverQuery(
+    sa.text(
+        """
 SELECT w.key, k.creator::text AS creator
 FROM unnest(CAST(:keys AS varchar[])) WITH ORDINALITY AS w(key, n)
 LEFT JOIN scraping_job_creators AS k
   ON k.job_id = :job_id AND k.platform = :platform AND k.creator_key = w.key
 ORDER BY w.n
 """
-).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("platform", type_=sa.String))
-_OWNED_JOB = sa.text(
-    "SELECT platform FROM scraping_jobs WHERE id = :job_id AND user_id = :user_id"
-).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("user_id", type_=sa.Uuid))
+    ).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("platform", type_=sa.String))
+)
+_OWNED_JOB = DriverQuery(
+    sa.text(
+        "SELECT platform FROM scraping_jobs WHERE id = :job_id AND user_id = :user_id"
+    ).bindparams(sa.bindparam("job_id", type_=sa.Uuid), sa.bindparam("user_id", type_=sa.Uuid))
+)
 
 
 @cache
+def _page_query(filters: frozenset[str], sort: ResultsSort) -> DriverQuery:
+    return DriverQuery(_page_statement(filters, sort))
+
+
+@cache
+def _matching_query(filters: frozenset[str], sort: ResultsSort) -> DriverQuery:
+    return DriverQuery(_matching_statement(filters, sort))
+
+
 def _matching_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause:
     """Creators ``[offset, offset + limit)`` of a job's narrowed, sorted set (``from_job``
     with ``all``), as ``(creator_key, creator)`` rows."""
@@ -181,8 +195,7 @@ class ResultsRepository:
         filters, params = _params(query)
         params |= {"job_id": job_id, "clerk_user_id": clerk_user_id,
                    "offset": offset, "limit": limit}  # fmt: skip
-        statement = _page_statement(filters, query.sort)
-        row = (await self.session.execute(statement, params)).first()
+        row = await _page_query(filters, query.sort).first(self.session, params)
         if row is None:
             return None
         total, fetched, items = row
@@ -196,16 +209,16 @@ class ResultsRepository:
 
     async def job_platform(self, user_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
         """The platform of the user's job, or None when it is not theirs (or gone)."""
-        return await self.session.scalar(_OWNED_JOB, {"job_id": job_id, "user_id": user_id})
+        return await _OWNED_JOB.scalar(self.session, {"job_id": job_id, "user_id": user_id})
 
     async def by_keys(
         self, job_id: uuid.UUID, platform: str, keys: list[str]
     ) -> list[tuple[str, str | None]]:
         """``(key, creator JSON or None)`` for each key, in the order given."""
-        rows = await self.session.execute(
-            _BY_KEYS, {"job_id": job_id, "platform": platform, "keys": keys}
+        rows = await _BY_KEYS.all(
+            self.session, {"job_id": job_id, "platform": platform, "keys": keys}
         )
-        return [(r.key, r.creator) for r in rows]
+        return [(key, creator) for key, creator in rows]
 
     async def matching(
         self, job_id: uuid.UUID, query: ResultsFilter, *, offset: int, limit: int
@@ -213,5 +226,5 @@ class ResultsRepository:
         """``(key, creator JSON)`` ``[offset, offset + limit)`` of the job's narrowed set."""
         filters, params = _params(query)
         params |= {"job_id": job_id, "offset": offset, "limit": limit}
-        rows = await self.session.execute(_matching_statement(filters, query.sort), params)
-        return [(r.key, r.creator) for r in rows]
+        rows = await _matching_query(filters, query.sort).all(self.session, params)
+        return [(key, creator) for key, creator in rows]
