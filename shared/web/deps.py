@@ -57,7 +57,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         request.state.unit_of_work = session
         try:
             yield session
-            await session.commit()
+            if session.in_transaction():  # anything the route did (even an add) began one
+                await session.commit()
         except BaseException as exc:
             report_failure(health, exc)
             await session.rollback()
@@ -102,22 +103,17 @@ async def current_principal(
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
-# Methods that only read: their routes run on ReadSessionDep, so the caller is looked up there.
-READ_METHODS = frozenset({"GET", "HEAD"})
-
 
 @raises(UserNotFound)
-async def caller_id(
-    request: Request, principal: CurrentUser, session: SessionDep, read_session: ReadSessionDep
-) -> uuid.UUID:
+async def caller_id(principal: CurrentUser, reads: ReadSessionDep) -> uuid.UUID:
     """The caller's live internal user id (one statement), or 404 ``user_not_found``.
 
-    The lookup runs on the session the route itself uses: the autocommit read session for a
-    GET (no transaction round trips), the request's transaction otherwise. Both sessions are
-    lazy, so the one not used never touches the pool.
+    Looked up in autocommit on the read session, whatever the method: a GET's own session
+    (FastAPI hands the route the same one), and for a write a read outside its transaction,
+    which adds no round trip (the write's ``BEGIN`` goes with its own first statement) and
+    loses nothing (a lookup inside the transaction would take no lock either).
     """
-    use = read_session if request.method in READ_METHODS else session
-    user_id = await live_user_id(use, principal.clerk_user_id)
+    user_id = await live_user_id(reads, principal.clerk_user_id)
     if user_id is None:
         raise UserNotFound()
     return user_id

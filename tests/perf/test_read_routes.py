@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing.api import create_app as billing_app
 from services.campaign.api import create_app as campaign_app
+from services.identity.api import create_app as identity_app
 from services.scraping.api import create_app as scraping_app
 from services.scraping.repository import JobRepository
 from shared import sqltrace
@@ -68,13 +69,17 @@ async def test_read_routes_run_without_a_transaction(service_settings, committed
             ],
             headers,
         )
-        # A write still runs in its request transaction (the probe can tell the difference).
+        # A write still runs in its request transaction (the probe can tell the difference);
+        # only the caller's lookup before it is a read of its own.
         modes.seen.clear()
         response = await client.patch(
             f"/campaigns/{campaign.id}", json={"name": "renamed"}, headers=headers
         )
         assert response.status_code == 200, response.text
-        assert modes.seen and not any(autocommit for autocommit, _ in modes.seen)
+        (lookup_autocommit, lookup), *writes = modes.seen
+        assert lookup_autocommit and lookup == "SELECT", modes.seen
+        assert writes and not any(autocommit for autocommit, _ in writes), modes.seen
+        assert "UPDATE" in {verb for _, verb in writes}, modes.seen
 
     async with recorded(scraping_app(service_settings)) as (client, modes):
         await get_all_autocommit(
@@ -83,6 +88,16 @@ async def test_read_routes_run_without_a_transaction(service_settings, committed
 
     async with recorded(billing_app(service_settings)) as (client, modes):
         await get_all_autocommit(client, modes, ["/plans", "/billing/status"], headers)
+
+    # GET /me of a user that exists is one read; only a user not seen yet is created.
+    async with recorded(identity_app(service_settings)) as (client, modes):
+        await get_all_autocommit(client, modes, ["/me"], headers)
+        assert len(modes.seen) == 1, modes.seen
+        modes.seen.clear()
+        newcomer = {"authorization": f"Bearer {signing_keys.token('user_newcomer_read_routes')}"}
+        response = await client.get("/me", headers=newcomer)
+        assert response.status_code == 200, response.text
+        assert any(verb == "INSERT" and not autocommit for autocommit, verb in modes.seen)
 
 
 async def test_results_page_is_one_statement_and_matches_the_stored_batches(

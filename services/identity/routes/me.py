@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from shared.web import CurrentUser, SessionDep, error_responses
+from shared.web import CurrentUser, ReadSessionDep, SessionDep, error_responses
 
 from ..errors import IllegalTransition, OnboardingCompleted, UserDeleted
 from ..schemas import MeProfile, MeUpdate, OnboardingRequest
-from ..service import ensure_profile, submit_onboarding, update_profile
+from ..service import read_profile, submit_onboarding, update_profile
 
 router = APIRouter(prefix="/me", tags=["me"])
 
@@ -19,11 +19,14 @@ def _token_email(principal: CurrentUser) -> str | None:
 @router.get(
     "", summary="My profile (created on first call)", responses=error_responses(UserDeleted)
 )
-async def get_me(principal: CurrentUser, session: SessionDep) -> MeProfile:
+async def get_me(principal: CurrentUser, reads: ReadSessionDep, session: SessionDep) -> MeProfile:
     """The caller's profile, flattened across identity's and billing's tables. The first call
     creates the account when Clerk's webhook has not arrived yet (however many calls race,
-    one account and one ``identity.user.created``)."""
-    return await ensure_profile(session, principal.clerk_user_id, email=_token_email(principal))
+    one account and one ``identity.user.created``); every later call is one read, outside any
+    transaction."""
+    return await read_profile(
+        reads, session, principal.clerk_user_id, email=_token_email(principal)
+    )
 
 
 @router.patch("", summary="Update my profile fields", responses=error_responses(UserDeleted))

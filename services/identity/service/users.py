@@ -94,6 +94,19 @@ async def ensure_profile(
     return profile
 
 
+async def read_profile(
+    reads: AsyncSession, session: AsyncSession, clerk_user_id: str, *, email: str | None = None
+) -> UserProfile:
+    """``GET /me``: one autocommit read on ``reads`` when the user exists (every call but the
+    first); only a user not seen yet is created, in the request's unit of work ``session``."""
+    profile = await get_user_profile(reads, clerk_user_id)
+    if profile is None:
+        return await ensure_profile(session, clerk_user_id, email=email)
+    if profile.deleted_at is not None:
+        raise UserDeleted()
+    return profile
+
+
 async def record_updated(
     session: AsyncSession, user_pk: uuid.UUID, clerk_user_id: str, changes: dict[str, Any]
 ) -> None:
