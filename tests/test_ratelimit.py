@@ -3,10 +3,13 @@
 import asyncio
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter
+from pydantic import ValidationError
 
 from shared.ratelimit import Limit, hit, per_user
+from shared.settings import Settings
 from shared.web import create_app
 
 from .factories import clerk_id
@@ -70,3 +73,11 @@ async def test_routes_answer_429_with_retry_after_per_user(
         assert (await client.post("/probe", headers=as_(bob))).status_code == 200
         # No token is still 401, not a rate-limit answer.
         assert (await client.post("/probe")).status_code == 401
+
+
+def test_a_budget_too_fine_for_the_limiter_is_refused_at_start():
+    """Past a million a minute a request's cost would round to zero microseconds and the
+    limiter would refuse at random; the setting says so instead."""
+    with pytest.raises(ValidationError, match="rate_limit_list_writes_per_minute"):
+        Settings(rate_limit_list_writes_per_minute=1_000_001)
+    assert Settings(rate_limit_list_writes_per_minute=1_000_000).rate_limit_list_writes_per_minute
