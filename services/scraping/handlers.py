@@ -151,12 +151,14 @@ def sweep_timeouts(enrichment_timeout: timedelta):
     return sweep
 
 
-def results_creators_handler(sessions: async_sessionmaker[AsyncSession]) -> RpcHandler:
+def results_creators_handler(reads: async_sessionmaker[AsyncSession]) -> RpcHandler:
     """``scraping.results.creators``: creators of a user's job, from the stored results
-    (read-only; another user's job or none → ``job_not_found``)."""
+    (another user's job or none → ``job_not_found``). Read-only, on a read session
+    (``shared.queries.sessions``): no transaction round trips; the job's owner is checked
+    first and a job deleted in between answers its keys as missing."""
 
     async def creators(request: JobCreatorsRequest) -> JobCreatorsReply:
-        async with sessions() as session, session.begin():
+        async with reads() as session:
             return await ResultsService(session).creators(request)
 
     return creators

@@ -13,6 +13,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from shared.queries.sessions import read_session_factory
 from shared.quota import QuotaClient
 from shared.scheduler import Recurring
 from shared.worker import ConsumerSpec, WorkerContext, WorkerSpec
@@ -65,7 +66,9 @@ def build(
             ),
         ],
         rpc={
-            "scraping.results.creators": handlers.results_creators_handler(ctx.sessions),
+            "scraping.results.creators": handlers.results_creators_handler(
+                read_session_factory(ctx.engine)
+            ),
             "scraping.enrichments.start": handlers.start_enrichment_handler(
                 ctx.sessions, quota, ttl_days
             ),
