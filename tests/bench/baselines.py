@@ -2,14 +2,17 @@
 
 * ``baseline_app`` — the physical floor: bare Starlette doing the same work by hand (PyJWT
   RS256 check, **exactly the SQL the service sent** for that request on a
-  ``psycopg_pool.AsyncConnectionPool`` in autocommit, rows answered with orjson).
+  ``psycopg_pool.AsyncConnectionPool``, in autocommit or in a transaction where the service
+  ran it in one, and the same NATS requests in the same order; rows answered with orjson).
 * ``peer_app`` — the way most FastAPI/SQLModel services are written, after the FastAPI
   full-stack template: a synchronous SQLModel ``Session`` per request (``def`` endpoints and
   dependencies, run in FastAPI's thread pool), the caller resolved by a ``CurrentUser``
   dependency that checks the RS256 token with PyJWT and loads the ``User`` row, ORM objects,
   and a ``response_model``. ``GET /me`` loads the same five-table profile join as ORM objects;
   ``GET /campaigns`` counts and pages the caller's live campaigns as the template's
-  ``read_items`` does. Both read ``BENCH_CAPTURE`` (a pickle written by ``bench_http``).
+  ``read_items`` does; ``GET /jobs/{id}/results`` loads the job, checks its owner, counts and
+  pages its per-creator rows (``verified`` and ``sort=followers_desc`` honoured) as ORM
+  objects. Both read ``BENCH_CAPTURE`` (a pickle written by ``bench_http``).
 """
 
 import contextlib
@@ -32,6 +35,7 @@ def _capture() -> dict[str, Any]:
 
 def baseline_app():
     """``uvicorn tests.bench.baselines:baseline_app --factory``."""
+    import nats
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
     from starlette.applications import Starlette
@@ -48,35 +52,61 @@ def baseline_app():
         kwargs={"autocommit": True, "row_factory": dict_row},
         open=False,
     )
+    link: dict[str, Any] = {}
 
-    def handler(statements: list[tuple[str, Any]]):
-        async def endpoint(request: Request) -> Response:
-            auth = request.headers.get("authorization", "")
-            if not auth.startswith("Bearer "):
-                return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
-            try:
-                claims = jwt.decode(auth[7:], key, algorithms=["RS256"], issuer=ISSUER)
-            except jwt.PyJWTError:
-                return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
-            answer: dict[str, Any] = {"sub": claims["sub"]}
-            async with pool.connection() as conn:
-                for i, (sql, params) in enumerate(statements):
-                    cur = await conn.execute(sql, params)
-                    answer[str(i)] = await cur.fetchall()
-            return Response(orjson.dumps(answer, default=_default), media_type="application/json")
+    async def replay(conn, steps: list[tuple], answer: dict[str, Any]) -> None:
+        """The recorded work in its order: each statement, inside a transaction where the
+        service ran it in one (BEGIN before the first, COMMIT before anything outside it),
+        and each NATS request."""
+        in_txn = False
+        for i, step in enumerate(steps):
+            if step[0] == "nats":
+                if in_txn:
+                    await conn.execute("COMMIT")
+                    in_txn = False
+                _, subject, payload = step
+                answer[str(i)] = len((await link["nc"].request(subject, payload, 2.0)).data)
+                continue
+            _, sql, params, autocommit, begins = step
+            if in_txn and (begins or autocommit):
+                await conn.execute("COMMIT")
+                in_txn = False
+            if begins:
+                await conn.execute("BEGIN")
+                in_txn = True
+            cur = await conn.execute(sql, params)
+            answer[str(i)] = await cur.fetchall() if cur.description else cur.rowcount
+        if in_txn:
+            await conn.execute("COMMIT")
 
-        return endpoint
+    async def endpoint(request: Request) -> Response:
+        steps = capture["routes"].get(f"{request.method} {request.url.path}?{request.url.query}"
+                                      if request.url.query else
+                                      f"{request.method} {request.url.path}")  # fmt: skip
+        if steps is None:
+            return Response(b'{"code":"not_found"}', 404, media_type="application/json")
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
+        try:
+            claims = jwt.decode(auth[7:], key, algorithms=["RS256"], issuer=ISSUER)
+        except jwt.PyJWTError:
+            return Response(b'{"code":"unauthorized"}', 401, media_type="application/json")
+        body = await request.body()
+        answer: dict[str, Any] = {"sub": claims["sub"], "body": len(orjson.loads(body or b"{}"))}
+        async with pool.connection() as conn:
+            await replay(conn, steps, answer)
+        return Response(orjson.dumps(answer, default=_default), media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await pool.open(wait=True)
+        link["nc"] = await nats.connect(capture["nats_url"])
         yield
+        await link["nc"].close()
         await pool.close()
 
-    routes = [
-        Route(path, handler(statements), methods=["GET"])
-        for path, statements in capture["routes"].items()
-    ]
+    routes = [Route("/{path:path}", endpoint, methods=["GET", "POST"])]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -88,6 +118,7 @@ def _default(value: Any) -> Any:
 
 def peer_app():
     """``uvicorn tests.bench.baselines:peer_app --factory``."""
+    import uuid
     from datetime import UTC, datetime
 
     from fastapi import Depends, FastAPI, HTTPException, Query
@@ -97,6 +128,8 @@ def peer_app():
 
     from shared.models import (
         Campaign,
+        ScrapingJob,
+        ScrapingJobCreator,
         SubscriptionPlan,
         User,
         UserBilling,
@@ -199,6 +232,39 @@ def peer_app():
             .limit(page_size)
         ).all()
         return CampaignsPublic(data=campaigns, count=count)
+
+    class CreatorsPublic(BaseModel):
+        data: list[dict[str, Any]]
+        count: int
+
+    @app.get("/jobs/{job_id}/results", response_model=CreatorsPublic)
+    def read_results(
+        session: SessionDep,
+        current_user: CurrentUser,
+        job_id: uuid.UUID,
+        offset: int = Query(0, ge=0),
+        limit: int = Query(50, ge=1, le=100),
+        verified: bool | None = None,
+        sort: str = "found",
+    ):
+        job = session.get(ScrapingJob, job_id)
+        if job is None or job.user_id != current_user.id:
+            raise HTTPException(404, "Job not found")
+        mine = [ScrapingJobCreator.job_id == job_id]
+        if verified is not None:
+            mine.append(ScrapingJobCreator.verified == verified)
+        count = session.exec(
+            select(func.count()).select_from(ScrapingJobCreator).where(*mine)
+        ).one()
+        order = (
+            (ScrapingJobCreator.followers.desc().nullslast(), ScrapingJobCreator.ordinal)
+            if sort == "followers_desc"
+            else (ScrapingJobCreator.ordinal,)
+        )
+        creators = session.exec(
+            select(ScrapingJobCreator).where(*mine).order_by(*order).offset(offset).limit(limit)
+        ).all()
+        return CreatorsPublic(data=[c.creator for c in creators], count=count)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -1,11 +1,14 @@
-"""HTTP throughput and latency of the hot reads on one uvicorn worker, beside bare Starlette.
+"""HTTP throughput and latency of the hot paths on one uvicorn worker, beside two baselines.
 
-``GET /me`` (identity), ``GET /campaigns`` (campaign) and ``GET /jobs/{id}/results`` (scraping),
-each served by the real service (``scout api <service>``: one uvicorn process, uvloop +
-httptools) and by a bare Starlette app in a second uvicorn process that does the same work by
-hand: verify the RS256 bearer token with PyJWT, run **exactly the SQL the service sent** for
-that request (recorded from the service's own engine) on a ``psycopg_pool.AsyncConnectionPool``
-in autocommit, and answer the rows as JSON with orjson.
+``GET /me`` (identity), ``GET /campaigns`` (campaign), ``GET /jobs/{id}/results`` plain and
+narrowed and sorted (scraping), and ``POST /lists/{id}/items`` with ``from_job`` (campaign,
+asking scraping's worker over NATS), each served by the real service (``scout api <service>``:
+one uvicorn process, uvloop + httptools) and by a bare Starlette app in a second uvicorn
+process that does the same work by hand: verify the RS256 bearer token with PyJWT, run
+**exactly the SQL the service sent** for that request (recorded from the service's own engine)
+on a ``psycopg_pool.AsyncConnectionPool`` (in a transaction where the service ran one), send
+the same NATS requests, and answer the rows as JSON with orjson. The GETs also run on a third
+server written the way most FastAPI/SQLModel services are (``tests/bench/baselines.py``).
 
 The load comes from this process: ``connections`` keep-alive HTTP/1.1 connections, each
 sending its next request as soon as the previous answer is read (a closed loop). The client is
@@ -33,13 +36,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import httpx
 import orjson
+import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from psycopg.pq import TransactionStatus
 
 from shared import sqltrace
 from shared.auth import mint_token
@@ -52,10 +57,11 @@ from .bench_events import create_database, drop_database
 from .loadgen import cpu_seconds, load, percentile, stall_summary, stalls
 
 ISSUER = "scout-bench"
+IDLE = TransactionStatus.IDLE
 RESULTS_LIMIT = 50
+FROM_JOB_KEYS = 20
+RATE_LIMIT = 1_000_000  # list writes a minute
 CONCURRENCY = (1, 16)
-# Endpoints the template-style peer implements.
-PEER_PATHS = ("/me", "/campaigns")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,15 @@ class Endpoint:
     service: str
     path: str
     clerk_id: str
+    method: str = "GET"
+    body: bytes | None = None
+    # The template-style peer implements it (tests/bench/baselines.py: peer_app).
+    peer: bool = False
+
+    @property
+    def key(self) -> str:
+        """How the baselines find the request's recorded work: method and path with query."""
+        return f"{self.method} {self.path}"
 
 
 @dataclass
@@ -82,6 +97,9 @@ class Figure:
     cpu_ratio: float  # baseline_cpu_us / cpu_us: the req/s ratio on an otherwise idle core
     statements: int
     errors: int
+    # Non-200 answers by side and status, e.g. {"scout 503": 4}: a figure with errors is not
+    # a like-for-like comparison.
+    error_statuses: dict[str, int] = field(default_factory=dict)
     # The FastAPI full-stack template's way (sync SQLModel Session, ORM objects, response_model).
     peer_rps: float | None = None
     peer_p50_ms: float | None = None
@@ -95,28 +113,48 @@ class Figure:
 # --- recording the SQL a service sends for one request ---------------------------------------
 
 
-async def record_sql(endpoint: Endpoint, settings: Settings, token: str) -> list[tuple[str, Any]]:
-    """Serve one request in-process and return the statements the service's engine sent."""
-    calls: list[tuple[str, Any]] = []
+async def record_sql(endpoint: Endpoint, settings: Settings, token: str) -> list[tuple]:
+    """Serve one request in-process and return, in order, what the service sent for it: each
+    statement its engine ran, as ``("sql", statement, parameters, autocommit, begins)``
+    (``begins``: psycopg opened a transaction for it), and each NATS request, as
+    ``("nats", subject, payload)``."""
+    steps: list[tuple] = []
     active = False
 
     def hook(cursor, statement, parameters) -> None:
         if active:
-            calls.append((statement, parameters))
+            conn = cursor.connection
+            begins = not conn.autocommit and conn.info.transaction_status == IDLE
+            steps.append(("sql", statement, parameters, conn.autocommit, begins))
 
     app = importlib.import_module(f"services.{endpoint.service}.api").create_app(settings)
     with sqltrace.recording(None, hook):
         async with app.router.lifespan_context(app):
+            nc = app.state.nats.nc
+            ask = nc.request
+
+            async def recorded_request(subject, payload=b"", *args, **kwargs):
+                if active:
+                    steps.append(("nats", subject, payload))
+                return await ask(subject, payload, *args, **kwargs)
+
+            nc.request = recorded_request
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                headers = {"authorization": f"Bearer {token}"}
-                warm = await client.get(endpoint.path, headers=headers)  # caches, first-call paths
+                headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+                async def send() -> httpx.Response:
+                    return await client.request(
+                        endpoint.method, endpoint.path, headers=headers, content=endpoint.body
+                    )
+
+                warm = await send()  # caches, first-call paths (and a write's first effect)
                 warm.raise_for_status()
                 active = True
-                answer = await client.get(endpoint.path, headers=headers)
+                answer = await send()
                 active = False
                 answer.raise_for_status()
-    return calls
+    return steps
 
 
 async def compare(
@@ -132,15 +170,16 @@ async def compare(
     """``servers``: (port, pid) of ``scout``, ``bare`` and optionally ``peer``, driven in
     alternating slices; Scout's stall metrics are read around each of its slices."""
     sides = {name: {"n": 0, "t": 0.0, "cpu": 0.0, "lat": [], "err": []} for name in servers}
+    request = {"method": endpoint.method, "body": endpoint.body}
     for port, _ in servers.values():  # warm every side (pools filled, caches hot)
-        await load(port, endpoint.path, token, connections, min(0.5, seconds))
+        await load(port, endpoint.path, token, connections, min(0.5, seconds), **request)
     stalled: dict[str, float] = {}
     for _ in range(rounds):
         for name, (port, pid) in servers.items():
             side = sides[name]
             before = await stalls(port) if name == "scout" else {}
             cpu = cpu_seconds(pid)
-            n, t, lat, err = await load(port, endpoint.path, token, connections, seconds)
+            n, t, lat, err = await load(port, endpoint.path, token, connections, seconds, **request)
             side["cpu"] += cpu_seconds(pid) - cpu
             side["n"] += n
             side["t"] += t
@@ -182,6 +221,9 @@ async def compare(
         cpu_ratio=round(b_cpu / cpu_us, 2) if cpu_us else 0.0,
         statements=statements,
         errors=sum(len(side["err"]) for side in sides.values()),
+        error_statuses=dict(
+            Counter(f"{name} {status}" for name, side in sides.items() for status in side["err"])
+        ),
         peer_rps=round(peer[0]) if peer else None,
         peer_p50_ms=round(peer[1], 2) if peer else None,
         peer_p99_ms=round(peer[2], 2) if peer else None,
@@ -206,15 +248,19 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-async def _wait_up(port: int, proc: subprocess.Popen, path: str = "/healthz") -> None:
+async def _wait_up(
+    port: int, proc: subprocess.Popen, path: str = "/healthz", status: int | None = None
+) -> None:
+    """Until ``path`` answers (with ``status``, when given)."""
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
             with contextlib.suppress(httpx.TransportError):
-                await client.get(f"http://127.0.0.1:{port}{path}")
-                return
+                answer = await client.get(f"http://127.0.0.1:{port}{path}")
+                if status is None or answer.status_code == status:
+                    return
             await asyncio.sleep(0.1)
     raise TimeoutError(f"server on port {port} did not start")
 
@@ -246,6 +292,9 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
         "AUTH_PUBLIC_KEY": public_pem.decode(),
         "AUTH_ISSUER": ISSUER,
         "LOG_LEVEL": "WARNING",
+        # The bench adds to one list far faster than a person: a budget it never spends (the
+        # limiter's statement still runs on every request).
+        "RATE_LIMIT_LIST_WRITES_PER_MINUTE": str(RATE_LIMIT),
     }
     settings = Settings(
         database_url=url,
@@ -253,21 +302,51 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
         auth_public_key=public_pem.decode(),
         auth_issuer=ISSUER,
         log_level="WARNING",
+        rate_limit_list_writes_per_minute=RATE_LIMIT,
     )
     heavy = record["heavy_user"]["clerk_id"]
+    job = record["heavy_job"]
+    results = f"/jobs/{job['id']}/results"
+    with psycopg.connect(libpq_url(url)) as conn:
+        keys = [
+            key
+            for (key,) in conn.execute(
+                "SELECT creator_key FROM scraping_job_creators WHERE job_id = %s"
+                " ORDER BY ordinal LIMIT %s",
+                (job["id"], FROM_JOB_KEYS),
+            )
+        ]
+    from_job = {"from_job": {"job_id": job["id"], "creator_keys": keys}}
     endpoints = [
-        Endpoint("GET /me", "identity", "/me", record["ordinary_user"]["clerk_id"]),
+        Endpoint("GET /me", "identity", "/me", record["ordinary_user"]["clerk_id"], peer=True),
         Endpoint(
             f"GET /campaigns (page 1 of {record['heavy_user']['campaigns']})",
             "campaign",
             "/campaigns?page=1&page_size=20",
             heavy,
+            peer=True,
         ),
         Endpoint(
-            f"GET /jobs/{{id}}/results ({RESULTS_LIMIT} of {record['heavy_job']['creators']})",
+            f"GET /jobs/{{id}}/results ({RESULTS_LIMIT} of {job['creators']})",
             "scraping",
-            f"/jobs/{record['heavy_job']['id']}/results?offset=0&limit={RESULTS_LIMIT}",
+            f"{results}?offset=0&limit={RESULTS_LIMIT}",
             heavy,
+            peer=True,
+        ),
+        Endpoint(
+            f"GET /jobs/{{id}}/results?verified&sort=followers_desc ({RESULTS_LIMIT})",
+            "scraping",
+            f"{results}?verified=true&sort=followers_desc&offset=0&limit={RESULTS_LIMIT}",
+            heavy,
+            peer=True,
+        ),
+        Endpoint(
+            f"POST /lists/{{id}}/items from_job ({FROM_JOB_KEYS} keys, already listed)",
+            "campaign",
+            f"/lists/{record['heavy_list']['id']}/items",
+            heavy,
+            method="POST",
+            body=orjson.dumps(from_job),
         ),
     ]
     endpoints = [e for e in endpoints if not args.only or args.only in e.name]
@@ -275,11 +354,37 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
         e.name: mint_token(private_pem, e.clerk_id, issuer=ISSUER, ttl_seconds=3600)
         for e in endpoints
     }
-    captured = {
-        e.path.split("?")[0]: await record_sql(e, settings, tokens[e.name]) for e in endpoints
+    # Scraping's worker answers campaign's questions about a job's creators (from_job).
+    metrics_port = _free_port()
+    worker = _start(["-m", "tooling.cli", "worker", "scraping"],
+                    {**env, "WORKER_METRICS_PORT": str(metrics_port)})  # fmt: skip
+    try:
+        await _wait_up(metrics_port, worker, "/readyz", status=200)
+        captured = {e.key: await record_sql(e, settings, tokens[e.name]) for e in endpoints}
+        return await _measure(endpoints, captured, tokens, env, url, public_pem, args, settings)
+    finally:
+        _stop(worker)
+
+
+async def _measure(
+    endpoints: list[Endpoint],
+    captured: dict[str, list[tuple]],
+    tokens: dict[str, str],
+    env: dict[str, str],
+    url: str,
+    public_pem: bytes,
+    args: argparse.Namespace,
+    settings: Settings,
+) -> list[Figure]:
+    """Each endpoint on its service beside the two baselines, in alternating slices."""
+    capture = {
+        "dsn": libpq_url(url),
+        "nats_url": settings.nats_url,
+        "public_key": public_pem,
+        "routes": captured,
     }
     with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as fh:
-        pickle.dump({"dsn": libpq_url(url), "public_key": public_pem, "routes": captured}, fh)
+        pickle.dump(capture, fh)
         capture_path = fh.name
     base_port, peer_port = _free_port(), _free_port()
     baselines = [
@@ -305,7 +410,7 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
                 await _wait_up(port, service)
                 for connections in args.connections:
                     servers = {"scout": (port, service.pid), "bare": (base_port, baseline.pid)}
-                    if endpoint.path.split("?")[0] in PEER_PATHS:
+                    if endpoint.peer:
                         servers["peer"] = (peer_port, peer.pid)
                     figure = await compare(
                         endpoint,
@@ -314,7 +419,7 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
                         connections,
                         seconds=args.seconds,
                         rounds=args.rounds,
-                        statements=len(captured[endpoint.path.split("?")[0]]),
+                        statements=sum(step[0] == "sql" for step in captured[endpoint.key]),
                     )
                     figures.append(figure)
                     if not args.json:
@@ -345,7 +450,7 @@ def _print_row(f: Figure) -> None:
         f" {st.get('lag_over_50ms', 0):.0f} ticks > 50 ms; gc {st.get('gc_pauses', 0):.0f}"
         f" pauses {st.get('gc_pause_ms', 0):.1f} ms (gen2 {st.get('gc_gen2_ms', 0):.1f});"
         f" pool peak <= {st.get('pool_peak_bucket', 0):g}"
-        f" ({f.statements} stmts{', ' + str(f.errors) + ' errors' if f.errors else ''})",
+        f" ({f.statements} stmts{', errors ' + str(f.error_statuses) if f.errors else ''})",
         flush=True,
     )
 

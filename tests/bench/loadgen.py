@@ -58,13 +58,26 @@ async def _connection(
 
 
 async def load(
-    port: int, path: str, token: str, connections: int, seconds: float
+    port: int,
+    path: str,
+    token: str,
+    connections: int,
+    seconds: float,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> tuple[int, float, list[float], list[int]]:
-    """(requests, elapsed seconds, latencies, non-200 statuses) over ``seconds``."""
+    """(requests, elapsed seconds, latencies, non-200 statuses) over ``seconds``; every
+    request the same ``method`` with the same JSON ``body`` (if any)."""
+    content = (
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        if body is not None
+        else ""
+    )
     request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
-        f"Authorization: Bearer {token}\r\n\r\n"
-    ).encode()
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
+        f"Authorization: Bearer {token}\r\n{content}\r\n"
+    ).encode() + (body or b"")
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
