@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import bound, new_id
 
+from .deps import close_read_session
 from .errors import error_body, unhandled_answer
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -79,6 +80,7 @@ class RequestContextMiddleware:
                     status = answer
                     await _send_json(send_wrapper, answer, body, answer_headers)
             finally:
+                await close_read_session(scope)
                 template = getattr(scope.get("route"), "path", None) or _label(
                     scope, path, root_path
                 )

@@ -1,6 +1,6 @@
 """``/me``: the caller's own profile and onboarding (a user only ever sees their own data)."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from shared.web import CurrentUser, ReadSessionDep, SessionDep, error_responses
 
@@ -19,13 +19,13 @@ def _token_email(principal: CurrentUser) -> str | None:
 @router.get(
     "", summary="My profile (created on first call)", responses=error_responses(UserDeleted)
 )
-async def get_me(principal: CurrentUser, reads: ReadSessionDep, session: SessionDep) -> MeProfile:
+async def get_me(principal: CurrentUser, reads: ReadSessionDep, request: Request) -> MeProfile:
     """The caller's profile, flattened across identity's and billing's tables. The first call
     creates the account when Clerk's webhook has not arrived yet (however many calls race,
     one account and one ``identity.user.created``); every later call is one read, outside any
     transaction."""
     return await read_profile(
-        reads, session, principal.clerk_user_id, email=_token_email(principal)
+        reads, request.app.state.sessions, principal.clerk_user_id, email=_token_email(principal)
     )
 
 

@@ -9,8 +9,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db import transaction
 from shared.errors import UserNotFound
 from shared.events.outbox import record_event
 from shared.models.enums import Service
@@ -95,13 +96,18 @@ async def ensure_profile(
 
 
 async def read_profile(
-    reads: AsyncSession, session: AsyncSession, clerk_user_id: str, *, email: str | None = None
+    reads: AsyncSession,
+    units: async_sessionmaker[AsyncSession],
+    clerk_user_id: str,
+    *,
+    email: str | None = None,
 ) -> UserProfile:
     """``GET /me``: one autocommit read on ``reads`` when the user exists (every call but the
-    first); only a user not seen yet is created, in the request's unit of work ``session``."""
+    first); only a user not seen yet is created, in a unit of work of its own from ``units``."""
     profile = await get_user_profile(reads, clerk_user_id)
     if profile is None:
-        return await ensure_profile(session, clerk_user_id, email=email)
+        async with transaction(units) as session:
+            return await ensure_profile(session, clerk_user_id, email=email)
     if profile.deleted_at is not None:
         raise UserDeleted()
     return profile
