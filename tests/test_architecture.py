@@ -247,3 +247,57 @@ def test_the_length_checker_reports_long_modules_but_not_migrations(tmp_path):
         },
     )
     assert long_modules(root) == [f"tooling/long.py: {MAX_LINES + 1} lines"]
+
+
+def _blocking_dependencies(routes) -> list[str]:
+    """Routes whose endpoint or any dependency is a plain ``def`` (or a class whose
+    ``__call__`` is): FastAPI runs those in its thread pool, a thread hop per request."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    found = []
+
+    def walk(route: str, dependant) -> None:
+        call = dependant.call
+        if call is not None:
+            target = call if inspect.isroutine(call) else type(call).__call__
+            if not (
+                inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
+            ):
+                found.append(f"{route}: {getattr(call, '__name__', type(call).__name__)}")
+        for sub in dependant.dependencies:
+            walk(route, sub)
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            walk(f"{sorted(route.methods)} {route.path}", route.dependant)
+    return found
+
+
+def test_no_route_or_dependency_runs_in_the_thread_pool():
+    import importlib
+
+    from shared.settings import Settings
+
+    for service in ("identity", "billing", "campaign", "scraping"):
+        app = importlib.import_module(f"services.{service}.api").create_app(Settings())
+        assert _blocking_dependencies(app.routes) == [], service
+
+
+def test_the_thread_pool_checker_names_a_plain_def_dependency():
+    from fastapi import APIRouter, Depends
+
+    router = APIRouter()
+
+    def blocking() -> int:
+        return 1
+
+    async def fine() -> int:
+        return 1
+
+    @router.get("/x")
+    async def endpoint(a: int = Depends(blocking), b: int = Depends(fine)) -> int:
+        return a + b
+
+    assert _blocking_dependencies(router.routes) == ["['GET'] /x: blocking"]

@@ -156,8 +156,10 @@ AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 
 @raises(BillingUnavailable, NoActivePlan, ReservationClosed)
-def quota_client(request: Request) -> QuotaClient:
+async def quota_client(request: Request) -> QuotaClient:
     """Billing's quota client on this process's NATS link (not connected: it fails closed).
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread
+    pool, a thread hop per request for a constructor call.
 
     It holds the link's client itself, not a snapshot of "connected now", so a hold given back
     in the background gets through once NATS is back."""

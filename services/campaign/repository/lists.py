@@ -79,6 +79,8 @@ WITH input AS (
 )
 SELECT (SELECT count(*) FROM inserted) AS added, (SELECT creator_count FROM stats) AS total
 """)
+_INSERT_PROFILES_DRIVER = DriverQuery(_INSERT_PROFILES)
+_ADD_ITEMS_DRIVER = DriverQuery(_ADD_ITEMS)
 
 # Only the fields a change names are touched (set_* flags), so notes can be cleared to NULL.
 _UPDATE_ITEMS = sa.text("""
@@ -185,6 +187,14 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 
 
+_OWNED_LIST = sa.select(sa.literal(1)).where(
+    CreatorList.id == sa.bindparam("list_id", type_=sa.Uuid),
+    CreatorList.user_id == sa.bindparam("user_id", type_=sa.Uuid),
+)
+_HAS_LIST = DriverQuery(_OWNED_LIST)
+_LOCK_LIST = DriverQuery(_OWNED_LIST.with_for_update())
+
+
 def _json(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
@@ -231,6 +241,12 @@ class ListRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
+
+    async def hold(self, user_id: uuid.UUID, list_id: uuid.UUID, *, lock: bool = False) -> bool:
+        """Whether this user has the list (one statement on the driver, no ORM object);
+        ``lock`` takes its row lock, which serialises item writes to it."""
+        query = _LOCK_LIST if lock else _HAS_LIST
+        return await query.first(self.session, {"list_id": list_id, "user_id": user_id}) is not None
 
     async def items_page(
         self,
@@ -288,13 +304,12 @@ class ListRepository:
 
         Two statements for any batch size. The caller holds the list's row lock.
         """
-        await self.session.execute(_INSERT_PROFILES, {"rows": _json(profiles)})
-        row = (
-            await self.session.execute(
-                _ADD_ITEMS, {"rows": _json(items), "list_id": list_id, "user_id": user_id}
-            )
-        ).one()
-        return row.added
+        await _INSERT_PROFILES_DRIVER.run(self.session, {"rows": _json(profiles)})
+        row = await _ADD_ITEMS_DRIVER.first(
+            self.session, {"rows": _json(items), "list_id": list_id, "user_id": user_id}
+        )
+        assert row is not None  # the statement answers one row of counts
+        return row[0]
 
     async def update_items(
         self, list_id: uuid.UUID, changes: list[dict[str, Any]]

@@ -160,8 +160,9 @@ async def list_items(
 
 
 @raises(DependencyUnavailable)
-def results_client(request: Request) -> ResultsClient:
-    """Scraping's results, asked on this process's NATS link (no connection: 503)."""
+async def results_client(request: Request) -> ResultsClient:
+    """Scraping's results, asked on this process's NATS link (no connection: 503). ``async``
+    so FastAPI calls it in place (a plain ``def`` dependency runs in its thread pool)."""
     return ResultsClient(request.app.state.nats.nc, request.app.state.settings.scout_nats_prefix)
 
 
@@ -175,6 +176,7 @@ async def add_items(
     list_id: uuid.UUID,
     body: ItemsAdd,
     session: SessionDep,
+    reads: ReadSessionDep,
     user_id: CallerId,
     results: Annotated[ResultsClient, Depends(results_client)],
 ) -> ItemsAdded | ItemsAddedFromJob:
@@ -186,7 +188,7 @@ async def add_items(
     the job lacks come back in ``missing``. Another user's job is 404 ``job_not_found``; 503
     when the search service cannot be asked (nothing is added)."""
     if body.from_job is not None:
-        added = await service.add_from_job(session, results, user_id, list_id, body.from_job)
+        added = await service.add_from_job(session, reads, results, user_id, list_id, body.from_job)
         return ItemsAddedFromJob(**added)
     assert body.items is not None
     return ItemsAdded(**await service.add_items(session, user_id, list_id, body.items))
@@ -222,7 +224,7 @@ async def export_csv(
     list_id: uuid.UUID, request: Request, session: ReadSessionDep, user_id: CallerId
 ) -> StreamingResponse:
     """The list as CSV (header row first), streamed from a server-side cursor."""
-    await service.owned_list(session, user_id, list_id)
+    await service.require_list(session, user_id, list_id)
     return StreamingResponse(
         csv_chunks(request.app.state.engine, list_id),
         media_type="text/csv; charset=utf-8",

@@ -8,14 +8,12 @@ from .campaigns import (
     RESERVATION_TTL_SECONDS,
     SERVICE,
     TRANSITIONS,
-    add_items,
     campaign_detail,
     campaign_page,
     campaign_page_with_jobs,
     create_campaign,
     create_list,
     dashboard,
-    dedupe,
     delete_campaign,
     delete_list,
     items_page,
@@ -23,15 +21,15 @@ from .campaigns import (
     list_page,
     owned_list,
     purge_user,
-    remove_items,
+    require_list,
     reservation_key,
     sweep_deleted,
     update_campaign,
-    update_items,
     update_list,
 )
 from .enrich import ScrapingClient, apply_enriched, enrich_list
 from .from_job import add_from_job
+from .items import add_items, dedupe, remove_items, update_items
 
 __all__ = [
     "CONFIRM_DELAY",
@@ -61,6 +59,7 @@ __all__ = [
     "owned_list",
     "purge_user",
     "remove_items",
+    "require_list",
     "reservation_key",
     "sweep_deleted",
     "update_campaign",

@@ -1,4 +1,4 @@
-"""Campaign use cases: campaigns against billing quota, their lifecycle, lists and their items.
+"""Campaign use cases: campaigns against billing quota, their lifecycle, and lists.
 
 Repositories flush; the request owns the transaction. Creation asks billing first:
 
@@ -17,9 +17,7 @@ A reservation never settled (the API died between commit and confirm) would expi
 given back although the campaign exists: the job committed with the campaign repeats the
 confirm a little later (an outbox for the request/reply call; ``handlers.py``).
 
-Lists: a bulk add is deduped within the request and against the list; the list's row lock
-serialises item writes, so positions append without gaps and stats move by exactly what was
-inserted, in the same statement as the items.
+Lists are here; their items in ``items.py``.
 """
 
 import uuid
@@ -48,8 +46,6 @@ from ..repository import (
 from ..schemas import (
     CampaignCreate,
     CampaignUpdate,
-    CreatorInput,
-    ItemChange,
     ListCreate,
     ListUpdate,
 )
@@ -278,6 +274,15 @@ async def owned_list(
     return creator_list
 
 
+async def require_list(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, *, lock: bool = False
+) -> None:
+    """:func:`owned_list` for a caller that needs only to know the list is theirs (one
+    statement, no ORM object): 404 ``list_not_found`` otherwise."""
+    if not await ListRepository(session).hold(user_id, list_id, lock=lock):
+        raise ListNotFound()
+
+
 async def create_list(session: AsyncSession, user_id: uuid.UUID, body: ListCreate) -> CreatorList:
     return await ListRepository(session).add(CreatorList(user_id=user_id, **body.model_dump()))
 
@@ -340,55 +345,3 @@ async def items_page(
     if found is None:
         raise ListNotFound()
     return found
-
-
-def dedupe(creators: list[CreatorInput]) -> list[CreatorInput]:
-    """First occurrence of each (platform, external_id) wins (the request's own duplicates)."""
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for creator in creators:
-        key = (creator.platform.value, creator.external_id)
-        if key not in seen:
-            seen.add(key)
-            unique.append(creator)
-    return unique
-
-
-async def add_items(
-    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, creators: list[CreatorInput]
-) -> dict[str, int]:
-    """Add creators to a list: ``{added, skipped, attempted}``; skipped = already there or
-    repeated in the request."""
-    await owned_list(session, user_id, list_id, lock=True)
-    rows = [c.model_dump(mode="json") for c in dedupe(creators)]
-    profiles = [{k: row[k] for k in PROFILE_FIELDS} for row in rows]
-    items = [{"ord": i, **{k: row[k] for k in ITEM_FIELDS}} for i, row in enumerate(rows)]
-    added = await ListRepository(session).add_items(list_id, user_id, profiles, items)
-    return {"added": added, "skipped": len(creators) - added, "attempted": len(creators)}
-
-
-async def update_items(
-    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, changes: list[ItemChange]
-) -> dict[str, Any]:
-    """Position, bucket, notes, pinned of items of this list; unknown ids are reported back."""
-    await owned_list(session, user_id, list_id)
-    rows = []
-    for change in changes:
-        sent = change.model_dump(mode="json", exclude_unset=True)
-        row: dict[str, Any] = {"id": sent["id"]}
-        for field in ("position", "bucket", "notes", "pinned"):
-            row[f"set_{field}"] = field in sent
-            row[field] = sent.get(field)
-        rows.append(row)
-    updated = await ListRepository(session).update_items(list_id, rows)
-    wanted = list(dict.fromkeys(c.id for c in changes))
-    return {"updated": len(updated), "missing": [i for i in wanted if i not in updated]}
-
-
-async def remove_items(
-    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, item_ids: list[uuid.UUID]
-) -> dict[str, Any]:
-    await owned_list(session, user_id, list_id, lock=True)
-    wanted = list(dict.fromkeys(item_ids))
-    removed = await ListRepository(session).remove_items(list_id, wanted)
-    return {"removed": len(removed), "missing": [i for i in wanted if i not in removed]}

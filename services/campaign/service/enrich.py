@@ -24,7 +24,7 @@ from shared.events.enrichment import (
 from ..errors import EnrichmentsLimitReached, ListEmpty, ListTooLargeToEnrich, ScrapingUnavailable
 from ..repository import EnrichRepository
 from ..schemas import MAX_LIST_ENRICHMENT
-from .campaigns import owned_list
+from .campaigns import require_list
 
 START = "scraping.enrichments.start"
 
@@ -55,7 +55,7 @@ async def enrich_list(
     operation: uuid.UUID,
 ) -> EnrichmentStartReply:  # fmt: skip
     """Start one enrichment of the caller's list (up to 1,000 creators)."""
-    await owned_list(session, user_id, list_id)
+    await require_list(session, user_id, list_id)
     creators = await EnrichRepository(session).list_creators(list_id, MAX_LIST_ENRICHMENT + 1)
     if not creators:
         raise ListEmpty()

@@ -23,7 +23,8 @@ from shared.results import (
 
 from ..errors import JobNotFound
 from ..schemas import INT64_MAX, MAX_FROM_JOB, CreatorInput, FromJob
-from .campaigns import add_items, owned_list
+from .campaigns import require_list
+from .items import add_items
 
 
 def _clip(value: str | None, length: int) -> str | None:
@@ -69,15 +70,16 @@ async def _ask(results: ResultsClient, request: JobCreatorsRequest):
 
 
 async def add_from_job(
-    session: AsyncSession, results: ResultsClient, user_id: uuid.UUID, list_id: uuid.UUID,
-    source: FromJob,
+    session: AsyncSession, reads: AsyncSession, results: ResultsClient, user_id: uuid.UUID,
+    list_id: uuid.UUID, source: FromJob,
 ) -> dict[str, Any]:  # fmt: skip
     """``{added, skipped, attempted, missing, truncated}``: the job's creators named by key
     (absent keys in ``missing``; a key repeated in the request counts as skipped, as in a
     plain add) or its narrowed set's first :data:`MAX_FROM_JOB` (``truncated`` when it held
     more). Another user's job or list → 404; scraping unreachable → 503, nothing added."""
-    await owned_list(session, user_id, list_id)  # 404 before anyone is asked
-    await session.commit()  # end the lookup's read-only transaction before asking scraping
+    # 404 before anyone is asked: a read of its own (``reads``), so no transaction is open
+    # while scraping is asked; the items go in with ``session``, the list locked again there.
+    await require_list(reads, user_id, list_id)
     missing: list[str] = []
     truncated = False
     if source.creator_keys is not None:
