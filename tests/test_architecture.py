@@ -262,9 +262,7 @@ def _blocking_dependencies(routes) -> list[str]:
         call = dependant.call
         if call is not None:
             target = call if inspect.isroutine(call) else type(call).__call__
-            if not (
-                inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
-            ):
+            if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
                 found.append(f"{route}: {getattr(call, '__name__', type(call).__name__)}")
         for sub in dependant.dependencies:
             walk(route, sub)

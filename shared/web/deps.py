@@ -22,6 +22,7 @@ from shared.db import run_hooks
 from shared.errors import AdminRequired, DependencyUnavailable, Unauthorized, UserNotFound
 from shared.events.health import DatabaseHealth
 from shared.models import User
+from shared.queries.sessions import release
 from shared.queries.users import live_user_id
 from shared.quota import BillingUnavailable, NoActivePlan, QuotaClient, ReservationClosed
 
@@ -97,11 +98,11 @@ READ_SESSION = "scout.read_session"
 async def close_read_session(scope: Scope) -> None:
     """Give back the connection the request's read session holds, if it took one."""
     session: AsyncSession | None = scope.pop(READ_SESSION, None)
-    if session is not None and session.in_transaction():
+    if session is not None:
         # A connection that cannot be given back cleanly is discarded by the pool; the
         # answer has been decided already and stays as it is.
         with contextlib.suppress(Exception):
-            await session.close()
+            await release(session)
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

@@ -35,7 +35,7 @@ from services.scraping.schemas import MAX_NARROWED_OFFSET
 from shared import sqltrace
 from shared.db import libpq_url, make_engine, session_factory
 from shared.queries import users
-from shared.queries.sessions import read_session_factory
+from shared.queries.sessions import read_session_factory, release
 from shared.results import ResultsFilter, ResultsSort
 from tooling.perf.seeding.searches import creator_key
 
@@ -291,12 +291,17 @@ async def measure(
                 if progress:
                     progress(pattern.name)
 
-                async def data_layer(call: Call = pattern.call, factory=factory) -> None:
-                    async with factory() as session:
+                async def data_layer(call: Call = pattern.call) -> None:
+                    # What ReadSessionDep does around a GET (shared.web.deps).
+                    session = factory()
+                    try:
                         await call(session)
+                    finally:
+                        await release(session)
 
                 async def in_transaction(call: Call = pattern.call) -> None:
-                    await data_layer(call, txn_factory)
+                    async with txn_factory() as session:
+                        await call(session)
 
                 recorder.calls.clear()
                 recorder.active = True
