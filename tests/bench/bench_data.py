@@ -305,7 +305,9 @@ async def writes(url: str, n: int = 300) -> dict:
         items = [{"ord": i, "platform": r["platform"], "external_id": r["external_id"],
                   "bucket": "backlog", "pinned": False} for i, r in enumerate(rows)]  # fmt: skip
         async with transaction(factory) as session:
-            await ListRepository(session).add_items(list_id, user, profiles, items)
+            repository = ListRepository(session)
+            await repository.add_profiles(profiles)
+            await repository.add_items(list_id, user, items)
 
     out = {}
     for name, call in (("campaign create", create), ("list add, 20 creators", add_items)):

@@ -293,18 +293,16 @@ class ListRepository:
         )
         return {bucket: n for bucket, n in rows.all()}
 
-    async def add_items(
-        self,
-        list_id: uuid.UUID,
-        user_id: uuid.UUID,
-        profiles: list[dict[str, Any]],
-        items: list[dict[str, Any]],
-    ) -> int:
-        """Upsert ``profiles`` then append ``items`` not yet in the list; returns how many went in.
-
-        Two statements for any batch size. The caller holds the list's row lock.
-        """
+    async def add_profiles(self, profiles: list[dict[str, Any]]) -> None:
+        """Upsert ``profiles`` into the shared catalogue (one statement for any batch). It takes
+        no list's lock, so a bulk add runs it before locking its list."""
         await _INSERT_PROFILES_DRIVER.run(self.session, {"rows": _json(profiles)})
+
+    async def add_items(
+        self, list_id: uuid.UUID, user_id: uuid.UUID, items: list[dict[str, Any]]
+    ) -> int:
+        """Append ``items`` not yet in the list (their profiles already upserted); returns how
+        many went in. One statement for any batch size. The caller holds the list's row lock."""
         row = await _ADD_ITEMS_DRIVER.first(
             self.session, {"rows": _json(items), "list_id": list_id, "user_id": user_id}
         )

@@ -29,11 +29,17 @@ async def add_items(
 ) -> dict[str, int]:
     """Add creators to a list: ``{added, skipped, attempted}``; skipped = already there or
     repeated in the request."""
-    await require_list(session, user_id, list_id, lock=True)
     rows = [c.model_dump(mode="json") for c in dedupe(creators)]
     profiles = [{k: row[k] for k in PROFILE_FIELDS} for row in rows]
     items = [{"ord": i, **{k: row[k] for k in ITEM_FIELDS}} for i, row in enumerate(rows)]
-    added = await ListRepository(session).add_items(list_id, user_id, profiles, items)
+    repository = ListRepository(session)
+    # Everything that needs no lock comes first, so the list's lock is held only for the
+    # append: concurrent adds to one list queue on it for one statement and the commit.
+    # (Taking the list lock after the profiles' cannot deadlock: no holder of a list lock
+    # waits on a profile.) Another user's list rolls the profiles back with the rest.
+    await repository.add_profiles(profiles)
+    await require_list(session, user_id, list_id, lock=True)
+    added = await repository.add_items(list_id, user_id, items)
     return {"added": added, "skipped": len(creators) - added, "attempted": len(creators)}
 
 
