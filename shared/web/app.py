@@ -146,6 +146,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Scout's metrics are Prometheus (RequestContextMiddleware, health.py); FastAPI's own
+        # OpenTelemetry stays off rather than looking for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.mount("/docs-static", StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs-static")
     install_error_handlers(app)
