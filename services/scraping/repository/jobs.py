@@ -81,7 +81,7 @@ _STORE_CTES = f"""
   kept AS (
     SELECT fresh.creator, fresh.ordinal - next_pos.ordinal AS rn FROM fresh CROSS JOIN next_pos
   ),{_INSERT_BATCHES},
-  counts AS (
+  counts AS MATERIALIZED (
     SELECT (SELECT count(*) FROM fresh) AS added,
            (SELECT count(*) FROM scraping_job_creators WHERE job_id = :job_id)
              + (SELECT count(*) FROM fresh) AS stored
@@ -119,7 +119,7 @@ _WORK_STEP = DriverQuery(
     sa.text(
         f"""
 WITH{_STORE_CTES},
-  step AS (
+  step AS MATERIALIZED (
     SELECT counts.added, counts.stored, s.state, s.done,
            counts.stored >= :target OR (CAST(:others_done AS boolean) AND s.done) AS complete,
            least(100, round(counts.stored * 100.0 / :target, 2)) AS progress
