@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 
-import orjson
 import psycopg
 import sqlalchemy as sa
 from nats.js import JetStreamContext
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.db import DriverQuery, libpq_url
 
 from .catalogue import CATALOGUE
-from .envelope import envelope_json, event_subject, prefixed, stream_name
+from .envelope import prefixed, stream_name
 from .health import DatabaseHealth
 from .outbox import NOTIFY_CHANNEL, events_table
 
@@ -31,40 +30,42 @@ log = logging.getLogger(__name__)
 # First key of the per-service advisory lock (the second is hashtext(service)).
 _LOCK_NAMESPACE = 0x5C0_0B0C
 _t = events_table.c
-# Labelled as envelope_json's keyword arguments, so a claimed row serialises in one call;
-# ``data`` comes as the JSON text Postgres holds and is embedded as it is (never parsed and
-# re-serialised in Python).
-_ENVELOPE_COLUMNS = (
-    _t.id,
-    _t.type,
-    _t.version,
-    _t.service.label("source"),
-    _t.occurred_at,
-    _t.aggregate_type,
-    _t.aggregate_id,
-    _t.correlation_id,
-    _t.causation_id,
-    sa.cast(_t.data, sa.Text).label("data"),
+# The claim and the marks run on the driver connection (``DriverQuery``): one statement each
+# per batch, the ids as one array parameter rather than an IN list of 500.
+#
+# The claim takes the service's leader lock in the same statement (an InitPlan, evaluated once:
+# a relay that is not the leader claims nothing). Each row comes ready to send: the event id as
+# text (the Nats-Msg-Id), its unprefixed subject, and the envelope JSON Postgres builds, with
+# ``data`` embedded as the JSON it holds, so no row is parsed or serialised in Python.
+# ``occurred_at`` is written as ISO 8601 with its UTC offset.
+_CLAIM = DriverQuery(
+    sa.text(
+        f"""
+SELECT e.id::text, e.type || '.v' || e.version,
+       json_build_object(
+         'id', e.id, 'type', e.type, 'version', e.version, 'source', e.service,
+         'occurred_at', e.occurred_at,
+         'aggregate', json_build_object('type', e.aggregate_type, 'id', e.aggregate_id),
+         'correlation_id', e.correlation_id, 'causation_id', e.causation_id, 'data', e.data
+       )::text
+FROM events AS e
+WHERE (SELECT pg_try_advisory_xact_lock({_LOCK_NAMESPACE}, hashtext(:service)))
+  AND e.service = :service AND e.published_at IS NULL
+ORDER BY e.seq
+LIMIT :batch
+FOR UPDATE OF e SKIP LOCKED
+"""
+    ).bindparams(sa.bindparam("service", type_=sa.Text), sa.bindparam("batch", type_=sa.Integer))
 )
-_FIELDS = tuple(c.name for c in _ENVELOPE_COLUMNS)
-# The claim, the marks and the leader lock run on the driver connection (``DriverQuery``): one
-# statement each per batch, the ids as one array parameter rather than an IN list of 500.
-_LEADER = DriverQuery(
-    sa.select(
-        sa.func.pg_try_advisory_xact_lock(
-            _LOCK_NAMESPACE, sa.func.hashtext(sa.bindparam("service", type_=sa.Text))
-        )
-    )
-)
-_IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid))
+_IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
 _MARK_PUBLISHED = DriverQuery(
     events_table.update()
-    .where(_t.id == sa.func.any(_IDS))
+    .where(_t.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid))))
     .values(published_at=sa.func.now(), publish_attempts=_t.publish_attempts + 1)
 )
 _MARK_FAILED = DriverQuery(
     events_table.update()
-    .where(_t.id == sa.func.any(_IDS))
+    .where(_t.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid))))
     .values(
         publish_attempts=_t.publish_attempts + 1,
         last_error=sa.bindparam("error", type_=sa.Text),
@@ -110,24 +111,17 @@ class Relay:
             subject: (prefixed(subject, prefix), stream_name(spec.stream, prefix))
             for subject, spec in CATALOGUE.items()
         }
-        self._claim = DriverQuery(
-            sa.select(*_ENVELOPE_COLUMNS)
-            .where(_t.service == sa.bindparam("service", type_=sa.Text), _t.published_at.is_(None))
-            .order_by(_t.seq)
-            .limit(sa.bindparam("batch", type_=sa.Integer))
-            .with_for_update(skip_locked=True)
-        )
+        self._claim = _CLAIM
 
     # one cycle --------------------------------------------------------------------------------
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch in one transaction; returns how many were published."""
         async with self.engine.connect() as conn, conn.begin():
-            # Relays of one service take turns (the others are hot standbys): this keeps the
-            # stream in seq order and stops two relays racing to publish the same rows. The row
-            # locks below would keep the claim safe even without it.
-            if not await _LEADER.scalar(conn, {"service": self.service}):
-                return 0
+            # The claim takes the service's leader lock: relays of one service take turns (the
+            # others are hot standbys), which keeps the stream in seq order and stops two relays
+            # racing to publish the same rows. The row locks would keep the claim safe even
+            # without it.
             rows = await self._claim.all(conn, {"service": self.service, "batch": self.batch_size})
             if not rows:
                 return 0
@@ -148,17 +142,12 @@ class Relay:
         futures: list[asyncio.Future] = []
         error: str | None = None
         try:
-            for row in rows:
-                fields = dict(zip(_FIELDS, row, strict=True))
-                fields["data"] = orjson.Fragment(fields["data"])
-                base = event_subject(fields["type"], fields["version"])
-                subject, stream = self._subjects.get(base, (prefixed(base, self.prefix), None))
+            publish, subjects, prefix = self.js.publish_async, self._subjects, self.prefix
+            for event_id, base, body in rows:
+                subject, stream = subjects.get(base) or (prefixed(base, prefix), None)
                 futures.append(
-                    await self.js.publish_async(
-                        subject,
-                        envelope_json(**fields),
-                        headers={"Nats-Msg-Id": str(fields["id"])},
-                        stream=stream,
+                    await publish(
+                        subject, body.encode(), headers={"Nats-Msg-Id": event_id}, stream=stream
                     )
                 )
         except Exception as exc:  # connection closed, outbound buffer full …

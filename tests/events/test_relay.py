@@ -97,6 +97,20 @@ async def test_a_committed_change_is_published_exactly_once_and_a_rolled_back_on
     assert msg.subject == f"{nats_prefix}.platform.config.changed.v1"
     assert envelope.correlation_id == str(event_id)  # a new chain starts at its first event
     assert await unpublished(committed) == 0
+    # The envelope Postgres builds carries the row as it is, its instant with its offset.
+    async with committed.connect() as conn:
+        occurred_at = await conn.scalar(
+            sa.text("SELECT occurred_at FROM events WHERE id = :id"), {"id": event_id}
+        )
+    assert envelope.occurred_at.tzinfo is not None and envelope.occurred_at == occurred_at
+    assert (envelope.type, envelope.version, envelope.source) == (
+        "platform.config.changed", 1, "identity",
+    )  # fmt: skip
+    assert (envelope.aggregate.type, envelope.aggregate.id, envelope.causation_id) == (
+        "config", "test/k0", None,
+    )  # fmt: skip
+    assert envelope.data == {"category": "test", "key": "k0", "value": "0",
+                             "value_type": "number", "previous_value": None}  # fmt: skip
 
 
 async def test_other_services_rows_are_not_published_by_this_relay(
