@@ -30,26 +30,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.context import current_causation_id, current_correlation_id
 from shared.db import after_rollback
-from shared.events.catalogue import JobCreated, JobEnded, JobProgressed, SearchWorkItem, spec_for
-from shared.events.outbox import WrongProducer, record_event, record_user_purged
+from shared.events.catalogue import JobCreated, JobEnded, JobProgressed, SearchWorkItem
+from shared.events.outbox import record_event, record_user_purged
 from shared.models import ScrapingJob
-from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, Service, UsageResource
+from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, UsageResource
 from shared.queries.pagination import Page
 from shared.quota import QuotaClient
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..providers import Provider, ProviderError, SearchPage, SearchQuery
-from ..repository import JobRepository, ResultsPage
+from ..providers import Provider, ProviderError, SearchQuery
+from ..repository import JobRepository, ResultsPage, WorkRepository
 from ..schemas import JobCreate
+from .work import SERVICE, next_states, outbox_row
 
 log = logging.getLogger("scout.scraping")
 
-SERVICE = Service.scraping
 JOB_TIMEOUT = timedelta(minutes=30)
 # The reservation outlives the job's deadline (plus a sweep) so it is settled, not expired.
 RESERVATION_TTL = JOB_TIMEOUT + timedelta(minutes=10)
-MAX_PAGES_PER_CHAIN = 50
-MAX_BARREN_PAGES = 3  # consecutive pages that add nobody new end a chain
 ENDED_EVENT = {
     JobStatus.completed: "scraping.job.completed",
     JobStatus.error: "scraping.job.failed",
@@ -74,6 +72,7 @@ class JobService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = JobRepository(session)
+        self.work = WorkRepository(session)
 
     # --- create --------------------------------------------------------------------------
 
@@ -165,11 +164,11 @@ class JobService:
         Safe under redelivery and concurrent workers: a page whose chain has moved on is stale
         and skipped, and the dedupe key table's unique constraint stores each creator once.
         Three statements for a page: the job read before the provider call, the job lock, and
-        ONE statement for everything the page implies (``JobRepository.work_step``: the
+        ONE statement for everything the page implies (``WorkRepository.step``: the
         creators, the chain's state, the job's counters and completion, the outbox rows).
         """
         chain_key = item.keyword or ""
-        found = await self.repo.work_lookup(item.job_id, chain_key)
+        found = await self.work.lookup(item.job_id, chain_key)
         if found is None or found[0] in TERMINAL_JOB_STATUSES:
             return WorkOutcome("gone")
         _, platform, search_type, region, chain = found
@@ -187,7 +186,7 @@ class JobService:
             page = await provider.search(query, chain["cursor"])
         except ProviderError as exc:
             return await self._provider_failed(item, chain_key, f"provider {provider.name}: {exc}")
-        locked = await self.repo.work_lock(item.job_id)
+        locked = await self.work.lock(item.job_id)
         if locked is None or locked[0] in TERMINAL_JOB_STATUSES:
             return WorkOutcome("gone")
         _, chains, processed, target, user_id, campaign_id, reservation_id = locked
@@ -199,10 +198,10 @@ class JobService:
         for c in page.creators:
             if c.creator_key and c.platform == platform and c.creator_key not in unique:
                 unique[c.creator_key] = {**c.stored(), "keyword": chain_key}
-        fresh, barren = self._next_states(state, page)
+        fresh, barren = next_states(state, page)
         ref = {"job_id": item.job_id, "user_id": user_id, "campaign_id": campaign_id}
-        event = self._event_row
-        added, stored, complete = await self.repo.work_step(
+        event = outbox_row
+        added, stored, complete = await self.work.step(
             {
                 "job_id": item.job_id,
                 "platform": platform,
@@ -251,31 +250,6 @@ class JobService:
             job.started_at = _now()
         await self.finish(job, JobStatus.error, error=error)
         return WorkOutcome("stored")
-
-    @staticmethod
-    def _next_states(state: dict[str, Any], page: SearchPage) -> tuple[dict, dict]:
-        """The chain's state after ``page``: if it added creators, and if it added none."""
-        n = state["page"] + 1
-        ended = page.exhausted or n >= MAX_PAGES_PER_CHAIN
-        barren = state["barren"] + 1
-        return (
-            {**state, "page": n, "cursor": page.next_cursor, "barren": 0, "done": ended},
-            {**state, "page": n, "cursor": page.next_cursor, "barren": barren,
-             "done": ended or barren >= MAX_BARREN_PAGES},
-        )  # fmt: skip
-
-    @staticmethod
-    def _event_row(name: str, type: str, data: Any) -> dict[str, Any]:
-        """An outbox row's parameters for ``work_step``, its payload checked by the catalogue
-        (the step fills in the counts only it knows)."""
-        spec = spec_for(type, 1)
-        if spec.producer != SERVICE:
-            raise WrongProducer(f"{spec.subject} is produced by {spec.producer}, not {SERVICE}")
-        return {
-            f"{name}_id": uuid.uuid4(),
-            f"{name}_type": type,
-            f"{name}_data": orjson.dumps(spec.validate(data)).decode(),
-        }
 
     @staticmethod
     def _current(job: ScrapingJob, chain_key: str, page: int) -> bool:
