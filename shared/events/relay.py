@@ -37,26 +37,37 @@ _t = events_table.c
 # a relay that is not the leader claims nothing). Each row comes ready to send: the event id as
 # text (the Nats-Msg-Id), its unprefixed subject, and the envelope JSON Postgres builds, with
 # ``data`` embedded as the JSON it holds, so no row is parsed or serialised in Python.
-# ``occurred_at`` is written as ISO 8601 with its UTC offset.
-_CLAIM = DriverQuery(
-    sa.text(
-        f"""
-SELECT e.id::text, e.type || '.v' || e.version,
+# ``occurred_at`` is written as ISO 8601 with its UTC offset. The envelope is built outside the
+# locking subquery, for the claimed rows only, and the batch size is written into the SQL: with
+# a ``LIMIT`` parameter the cached generic plan sorted every unpublished row (and built its
+# envelope) to keep the first ones, so a claim cost grew with the backlog.
+_CLAIM_SQL = """
+SELECT c.id::text, c.type || '.v' || c.version,
        json_build_object(
-         'id', e.id, 'type', e.type, 'version', e.version, 'source', e.service,
-         'occurred_at', e.occurred_at,
-         'aggregate', json_build_object('type', e.aggregate_type, 'id', e.aggregate_id),
-         'correlation_id', e.correlation_id, 'causation_id', e.causation_id, 'data', e.data
+         'id', c.id, 'type', c.type, 'version', c.version, 'source', c.service,
+         'occurred_at', c.occurred_at,
+         'aggregate', json_build_object('type', c.aggregate_type, 'id', c.aggregate_id),
+         'correlation_id', c.correlation_id, 'causation_id', c.causation_id, 'data', c.data
        )::text
-FROM events AS e
-WHERE (SELECT pg_try_advisory_xact_lock({_LOCK_NAMESPACE}, hashtext(:service)))
-  AND e.service = :service AND e.published_at IS NULL
-ORDER BY e.seq
-LIMIT :batch
-FOR UPDATE OF e SKIP LOCKED
+FROM (
+  SELECT e.seq, e.id, e.type, e.version, e.service, e.occurred_at, e.aggregate_type,
+         e.aggregate_id, e.correlation_id, e.causation_id, e.data
+  FROM events AS e
+  WHERE (SELECT pg_try_advisory_xact_lock({namespace}, hashtext(:service)))
+    AND e.service = :service AND e.published_at IS NULL
+  ORDER BY e.seq
+  LIMIT {batch}
+  FOR UPDATE OF e SKIP LOCKED
+) AS c
+ORDER BY c.seq
 """
-    ).bindparams(sa.bindparam("service", type_=sa.Text), sa.bindparam("batch", type_=sa.Integer))
-)
+
+
+def _claim(batch_size: int) -> DriverQuery:
+    sql = _CLAIM_SQL.format(namespace=_LOCK_NAMESPACE, batch=int(batch_size))
+    return DriverQuery(sa.text(sql).bindparams(sa.bindparam("service", type_=sa.Text)))
+
+
 _IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
 _MARK_PUBLISHED = DriverQuery(
     events_table.update()
@@ -111,7 +122,7 @@ class Relay:
             subject: (prefixed(subject, prefix), stream_name(spec.stream, prefix))
             for subject, spec in CATALOGUE.items()
         }
-        self._claim = _CLAIM
+        self._claim = _claim(batch_size)
 
     # one cycle --------------------------------------------------------------------------------
 
@@ -122,7 +133,7 @@ class Relay:
             # others are hot standbys), which keeps the stream in seq order and stops two relays
             # racing to publish the same rows. The row locks would keep the claim safe even
             # without it.
-            rows = await self._claim.all(conn, {"service": self.service, "batch": self.batch_size})
+            rows = await self._claim.all(conn, {"service": self.service})
             if not rows:
                 return 0
             acked, error = await self._publish(rows)
