@@ -68,6 +68,8 @@ def _claim(batch_size: int) -> DriverQuery:
     return DriverQuery(sa.text(sql).bindparams(sa.bindparam("service", type_=sa.Text)))
 
 
+# Rows per marking UPDATE: a batch is marked in chunks while its later chunks are sent.
+_MARK_CHUNK = 250
 _IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
 _MARK_PUBLISHED = DriverQuery(
     events_table.update()
@@ -136,8 +138,7 @@ class Relay:
             rows = await self._claim.all(conn, {"service": self.service})
             if not rows:
                 return 0
-            acked, error = await self._publish(rows)
-            await self._mark(conn, rows, acked, error)
+            acked, error = await self._publish(conn, rows)
             # A crash from here to commit leaves published rows unmarked: the next relay
             # re-publishes them with the same Nats-Msg-Id and JetStream drops the duplicates.
             await self.before_commit(acked)
@@ -148,44 +149,68 @@ class Relay:
     async def before_commit(self, published: int) -> None:
         """Extension point between publish and commit (metrics; crash injection in tests)."""
 
-    async def _publish(self, rows: list[tuple]) -> tuple[int, str | None]:
-        """Publish all rows without waiting, then await the acks: (acked prefix length, error)."""
-        futures: list[asyncio.Future] = []
+    async def _publish(self, conn: AsyncConnection, rows: list[tuple]) -> tuple[int, str | None]:
+        """Publish the rows without waiting for acks, a chunk at a time, while a marker task
+        marks each chunk published once its acks are in: the chunk's UPDATE runs in Postgres as
+        the next chunks are sent. Only the acknowledged prefix is marked published: a later row
+        is never published "before" an earlier one that failed (it is re-sent after it;
+        JetStream drops it if it got there); the rest is marked failed. Returns (acked prefix
+        length, error)."""
+        chunks: asyncio.Queue[tuple[list[str], list[asyncio.Future]] | None] = asyncio.Queue()
+        marker = asyncio.create_task(self._mark_acked(conn, chunks))
         error: str | None = None
         try:
             publish, subjects, prefix = self.js.publish_async, self._subjects, self.prefix
-            for event_id, base, body in rows:
-                subject, stream = subjects.get(base) or (prefixed(base, prefix), None)
-                futures.append(
-                    await publish(
-                        subject, body.encode(), headers={"Nats-Msg-Id": event_id}, stream=stream
-                    )
-                )
+            for start in range(0, len(rows), _MARK_CHUNK):
+                ids: list[str] = []
+                futures: list[asyncio.Future] = []
+                try:
+                    for event_id, base, body in rows[start : start + _MARK_CHUNK]:
+                        subject, stream = subjects.get(base) or (prefixed(base, prefix), None)
+                        futures.append(
+                            await publish(subject, body.encode(),
+                                          headers={"Nats-Msg-Id": event_id}, stream=stream)
+                        )  # fmt: skip
+                        ids.append(event_id)
+                finally:
+                    chunks.put_nowait((ids, futures))
         except Exception as exc:  # connection closed, outbound buffer full …
             error = f"publish: {exc!r}"
-        if futures:
-            await asyncio.wait(futures, timeout=self.ack_timeout)
-        acked = 0
-        for future in futures:
-            if not future.done():
-                future.cancel()
-                error = error or f"no ack within {self.ack_timeout}s"
-            elif future.cancelled() or future.exception() is not None:
-                error = error or f"ack: {future.exception()!r}"
-            elif error is None:
-                acked += 1
-        # Only the acknowledged prefix is marked: a later row is never published "before" an
-        # earlier one that failed (it is re-sent after it; JetStream drops it if it got there).
+        finally:
+            chunks.put_nowait(None)
+        try:
+            acked, ack_error = await marker
+        finally:
+            marker.cancel()
+        error = error or ack_error
+        if error and acked < len(rows):
+            failed = [row[0] for row in rows[acked:]]
+            await _MARK_FAILED.run(conn, {"ids": failed, "error": error[:2000]})
         return acked, error
 
-    async def _mark(
-        self, conn: AsyncConnection, rows: list[tuple], acked: int, error: str | None
-    ) -> None:
-        ids = [row[0] for row in rows]
-        if acked:
-            await _MARK_PUBLISHED.run(conn, {"ids": ids[:acked]})
-        if error and acked < len(ids):
-            await _MARK_FAILED.run(conn, {"ids": ids[acked:], "error": error[:2000]})
+    async def _mark_acked(
+        self, conn: AsyncConnection, chunks: asyncio.Queue
+    ) -> tuple[int, str | None]:
+        """Mark chunks published in order, each once its acks are in, up to the first row
+        without one (a chunk waits at most ``ack_timeout``; none once a row has failed)."""
+        acked, error = 0, None
+        while (chunk := await chunks.get()) is not None:
+            ids, futures = chunk
+            if futures:
+                await asyncio.wait(futures, timeout=0 if error else self.ack_timeout)
+            ok = 0
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+                    error = error or f"no ack within {self.ack_timeout}s"
+                elif future.cancelled() or future.exception() is not None:
+                    error = error or f"ack: {future.exception()!r}"
+                elif error is None:
+                    ok += 1
+            if ok:
+                await _MARK_PUBLISHED.run(conn, {"ids": ids[:ok]})
+                acked += ok
+        return acked, error
 
     async def drain(self) -> int:
         """Publish until the outbox of this service is empty (or another relay holds it)."""
