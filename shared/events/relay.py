@@ -38,9 +38,9 @@ _t = events_table.c
 # text (the Nats-Msg-Id), its unprefixed subject, and the envelope JSON Postgres builds, with
 # ``data`` embedded as the JSON it holds, so no row is parsed or serialised in Python.
 # ``occurred_at`` is written as ISO 8601 with its UTC offset. The envelope is built outside the
-# locking subquery, for the claimed rows only, and the batch size is written into the SQL: with
-# a ``LIMIT`` parameter the cached generic plan sorted every unpublished row (and built its
-# envelope) to keep the first ones, so a claim cost grew with the backlog.
+# locking subquery, for the claimed rows only, and the batch size is written into the SQL: a
+# ``LIMIT`` parameter would let the cached generic plan sort every unpublished row (building
+# its envelope) to keep the first ones, a claim whose cost grows with the backlog.
 _CLAIM_SQL = """
 SELECT c.id::text, c.type || '.v' || c.version,
        json_build_object(
