@@ -90,33 +90,3 @@ class Envelope(BaseModel):
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Envelope":
         return cls.model_validate_json(raw)
-
-
-def envelope_json(
-    *,
-    id: uuid.UUID,
-    type: str,
-    version: int,
-    source: str,
-    occurred_at: datetime,
-    aggregate_type: str,
-    aggregate_id: str,
-    correlation_id: str | None,
-    causation_id: str | None,
-    data: dict[str, Any] | orjson.Fragment,
-) -> bytes:
-    """Serialise an outbox row straight to envelope JSON (the relay's hot path skips pydantic);
-    ``data`` may be JSON text already (``orjson.Fragment``), embedded as it is."""
-    return orjson.dumps(
-        {
-            "id": id,
-            "type": type,
-            "version": version,
-            "source": source,
-            "occurred_at": occurred_at,
-            "aggregate": {"type": aggregate_type, "id": aggregate_id},
-            "correlation_id": correlation_id,
-            "causation_id": causation_id,
-            "data": data,
-        }
-    )

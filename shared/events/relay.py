@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 
-import orjson
 import psycopg
 import sqlalchemy as sa
 from nats.js import JetStreamContext
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.db import DriverQuery, libpq_url
 
 from .catalogue import CATALOGUE
-from .envelope import envelope_json, event_subject, prefixed, stream_name
+from .envelope import prefixed, stream_name
 from .health import DatabaseHealth
 from .outbox import NOTIFY_CHANNEL, events_table
 
@@ -31,40 +30,55 @@ log = logging.getLogger(__name__)
 # First key of the per-service advisory lock (the second is hashtext(service)).
 _LOCK_NAMESPACE = 0x5C0_0B0C
 _t = events_table.c
-# Labelled as envelope_json's keyword arguments, so a claimed row serialises in one call;
-# ``data`` comes as the JSON text Postgres holds and is embedded as it is (never parsed and
-# re-serialised in Python).
-_ENVELOPE_COLUMNS = (
-    _t.id,
-    _t.type,
-    _t.version,
-    _t.service.label("source"),
-    _t.occurred_at,
-    _t.aggregate_type,
-    _t.aggregate_id,
-    _t.correlation_id,
-    _t.causation_id,
-    sa.cast(_t.data, sa.Text).label("data"),
-)
-_FIELDS = tuple(c.name for c in _ENVELOPE_COLUMNS)
-# The claim, the marks and the leader lock run on the driver connection (``DriverQuery``): one
-# statement each per batch, the ids as one array parameter rather than an IN list of 500.
-_LEADER = DriverQuery(
-    sa.select(
-        sa.func.pg_try_advisory_xact_lock(
-            _LOCK_NAMESPACE, sa.func.hashtext(sa.bindparam("service", type_=sa.Text))
-        )
-    )
-)
-_IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid))
+# The claim and the marks run on the driver connection (``DriverQuery``): one statement each
+# per batch, the ids as one array parameter rather than an IN list of 500.
+#
+# The claim takes the service's leader lock in the same statement (an InitPlan, evaluated once:
+# a relay that is not the leader claims nothing). Each row comes ready to send: the event id as
+# text (the Nats-Msg-Id), its unprefixed subject, and the envelope JSON Postgres builds, with
+# ``data`` embedded as the JSON it holds, so no row is parsed or serialised in Python.
+# ``occurred_at`` is written as ISO 8601 with its UTC offset. The envelope is built outside the
+# locking subquery, for the claimed rows only, and the batch size is written into the SQL: a
+# ``LIMIT`` parameter would let the cached generic plan sort every unpublished row (building
+# its envelope) to keep the first ones, a claim whose cost grows with the backlog.
+_CLAIM_SQL = """
+SELECT c.id::text, c.type || '.v' || c.version,
+       json_build_object(
+         'id', c.id, 'type', c.type, 'version', c.version, 'source', c.service,
+         'occurred_at', c.occurred_at,
+         'aggregate', json_build_object('type', c.aggregate_type, 'id', c.aggregate_id),
+         'correlation_id', c.correlation_id, 'causation_id', c.causation_id, 'data', c.data
+       )::text
+FROM (
+  SELECT e.seq, e.id, e.type, e.version, e.service, e.occurred_at, e.aggregate_type,
+         e.aggregate_id, e.correlation_id, e.causation_id, e.data
+  FROM events AS e
+  WHERE (SELECT pg_try_advisory_xact_lock({namespace}, hashtext(:service)))
+    AND e.service = :service AND e.published_at IS NULL
+  ORDER BY e.seq
+  LIMIT {batch}
+  FOR UPDATE OF e SKIP LOCKED
+) AS c
+ORDER BY c.seq
+"""
+
+
+def _claim(batch_size: int) -> DriverQuery:
+    sql = _CLAIM_SQL.format(namespace=_LOCK_NAMESPACE, batch=int(batch_size))
+    return DriverQuery(sa.text(sql).bindparams(sa.bindparam("service", type_=sa.Text)))
+
+
+# Rows per marking UPDATE: a batch is marked in chunks while its later chunks are sent.
+_MARK_CHUNK = 250
+_IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
 _MARK_PUBLISHED = DriverQuery(
     events_table.update()
-    .where(_t.id == sa.func.any(_IDS))
+    .where(_t.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid))))
     .values(published_at=sa.func.now(), publish_attempts=_t.publish_attempts + 1)
 )
 _MARK_FAILED = DriverQuery(
     events_table.update()
-    .where(_t.id == sa.func.any(_IDS))
+    .where(_t.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid))))
     .values(
         publish_attempts=_t.publish_attempts + 1,
         last_error=sa.bindparam("error", type_=sa.Text),
@@ -110,29 +124,21 @@ class Relay:
             subject: (prefixed(subject, prefix), stream_name(spec.stream, prefix))
             for subject, spec in CATALOGUE.items()
         }
-        self._claim = DriverQuery(
-            sa.select(*_ENVELOPE_COLUMNS)
-            .where(_t.service == sa.bindparam("service", type_=sa.Text), _t.published_at.is_(None))
-            .order_by(_t.seq)
-            .limit(sa.bindparam("batch", type_=sa.Integer))
-            .with_for_update(skip_locked=True)
-        )
+        self._claim = _claim(batch_size)
 
     # one cycle --------------------------------------------------------------------------------
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch in one transaction; returns how many were published."""
         async with self.engine.connect() as conn, conn.begin():
-            # Relays of one service take turns (the others are hot standbys): this keeps the
-            # stream in seq order and stops two relays racing to publish the same rows. The row
-            # locks below would keep the claim safe even without it.
-            if not await _LEADER.scalar(conn, {"service": self.service}):
-                return 0
-            rows = await self._claim.all(conn, {"service": self.service, "batch": self.batch_size})
+            # The claim takes the service's leader lock: relays of one service take turns (the
+            # others are hot standbys), which keeps the stream in seq order and stops two relays
+            # racing to publish the same rows. The row locks would keep the claim safe even
+            # without it.
+            rows = await self._claim.all(conn, {"service": self.service})
             if not rows:
                 return 0
-            acked, error = await self._publish(rows)
-            await self._mark(conn, rows, acked, error)
+            acked, error = await self._publish(conn, rows)
             # A crash from here to commit leaves published rows unmarked: the next relay
             # re-publishes them with the same Nats-Msg-Id and JetStream drops the duplicates.
             await self.before_commit(acked)
@@ -143,49 +149,68 @@ class Relay:
     async def before_commit(self, published: int) -> None:
         """Extension point between publish and commit (metrics; crash injection in tests)."""
 
-    async def _publish(self, rows: list[tuple]) -> tuple[int, str | None]:
-        """Publish all rows without waiting, then await the acks: (acked prefix length, error)."""
-        futures: list[asyncio.Future] = []
+    async def _publish(self, conn: AsyncConnection, rows: list[tuple]) -> tuple[int, str | None]:
+        """Publish the rows without waiting for acks, a chunk at a time, while a marker task
+        marks each chunk published once its acks are in: the chunk's UPDATE runs in Postgres as
+        the next chunks are sent. Only the acknowledged prefix is marked published: a later row
+        is never published "before" an earlier one that failed (it is re-sent after it;
+        JetStream drops it if it got there); the rest is marked failed. Returns (acked prefix
+        length, error)."""
+        chunks: asyncio.Queue[tuple[list[str], list[asyncio.Future]] | None] = asyncio.Queue()
+        marker = asyncio.create_task(self._mark_acked(conn, chunks))
         error: str | None = None
         try:
-            for row in rows:
-                fields = dict(zip(_FIELDS, row, strict=True))
-                fields["data"] = orjson.Fragment(fields["data"])
-                base = event_subject(fields["type"], fields["version"])
-                subject, stream = self._subjects.get(base, (prefixed(base, self.prefix), None))
-                futures.append(
-                    await self.js.publish_async(
-                        subject,
-                        envelope_json(**fields),
-                        headers={"Nats-Msg-Id": str(fields["id"])},
-                        stream=stream,
-                    )
-                )
+            publish, subjects, prefix = self.js.publish_async, self._subjects, self.prefix
+            for start in range(0, len(rows), _MARK_CHUNK):
+                ids: list[str] = []
+                futures: list[asyncio.Future] = []
+                try:
+                    for event_id, base, body in rows[start : start + _MARK_CHUNK]:
+                        subject, stream = subjects.get(base) or (prefixed(base, prefix), None)
+                        futures.append(
+                            await publish(subject, body.encode(),
+                                          headers={"Nats-Msg-Id": event_id}, stream=stream)
+                        )  # fmt: skip
+                        ids.append(event_id)
+                finally:
+                    chunks.put_nowait((ids, futures))
         except Exception as exc:  # connection closed, outbound buffer full …
             error = f"publish: {exc!r}"
-        if futures:
-            await asyncio.wait(futures, timeout=self.ack_timeout)
-        acked = 0
-        for future in futures:
-            if not future.done():
-                future.cancel()
-                error = error or f"no ack within {self.ack_timeout}s"
-            elif future.cancelled() or future.exception() is not None:
-                error = error or f"ack: {future.exception()!r}"
-            elif error is None:
-                acked += 1
-        # Only the acknowledged prefix is marked: a later row is never published "before" an
-        # earlier one that failed (it is re-sent after it; JetStream drops it if it got there).
+        finally:
+            chunks.put_nowait(None)
+        try:
+            acked, ack_error = await marker
+        finally:
+            marker.cancel()
+        error = error or ack_error
+        if error and acked < len(rows):
+            failed = [row[0] for row in rows[acked:]]
+            await _MARK_FAILED.run(conn, {"ids": failed, "error": error[:2000]})
         return acked, error
 
-    async def _mark(
-        self, conn: AsyncConnection, rows: list[tuple], acked: int, error: str | None
-    ) -> None:
-        ids = [row[0] for row in rows]
-        if acked:
-            await _MARK_PUBLISHED.run(conn, {"ids": ids[:acked]})
-        if error and acked < len(ids):
-            await _MARK_FAILED.run(conn, {"ids": ids[acked:], "error": error[:2000]})
+    async def _mark_acked(
+        self, conn: AsyncConnection, chunks: asyncio.Queue
+    ) -> tuple[int, str | None]:
+        """Mark chunks published in order, each once its acks are in, up to the first row
+        without one (a chunk waits at most ``ack_timeout``; none once a row has failed)."""
+        acked, error = 0, None
+        while (chunk := await chunks.get()) is not None:
+            ids, futures = chunk
+            if futures:
+                await asyncio.wait(futures, timeout=0 if error else self.ack_timeout)
+            ok = 0
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+                    error = error or f"no ack within {self.ack_timeout}s"
+                elif future.cancelled() or future.exception() is not None:
+                    error = error or f"ack: {future.exception()!r}"
+                elif error is None:
+                    ok += 1
+            if ok:
+                await _MARK_PUBLISHED.run(conn, {"ids": ids[:ok]})
+                acked += ok
+        return acked, error
 
     async def drain(self) -> int:
         """Publish until the outbox of this service is empty (or another relay holds it)."""

@@ -1,5 +1,6 @@
 """Outbox and relay against real Postgres and NATS: committed → published once, nothing lost."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -97,6 +98,20 @@ async def test_a_committed_change_is_published_exactly_once_and_a_rolled_back_on
     assert msg.subject == f"{nats_prefix}.platform.config.changed.v1"
     assert envelope.correlation_id == str(event_id)  # a new chain starts at its first event
     assert await unpublished(committed) == 0
+    # The envelope Postgres builds carries the row as it is, its instant with its offset.
+    async with committed.connect() as conn:
+        occurred_at = await conn.scalar(
+            sa.text("SELECT occurred_at FROM events WHERE id = :id"), {"id": event_id}
+        )
+    assert envelope.occurred_at.tzinfo is not None and envelope.occurred_at == occurred_at
+    assert (envelope.type, envelope.version, envelope.source) == (
+        "platform.config.changed", 1, "identity",
+    )  # fmt: skip
+    assert (envelope.aggregate.type, envelope.aggregate.id, envelope.causation_id) == (
+        "config", "test/k0", None,
+    )  # fmt: skip
+    assert envelope.data == {"category": "test", "key": "k0", "value": "0",
+                             "value_type": "number", "previous_value": None}  # fmt: skip
 
 
 async def test_other_services_rows_are_not_published_by_this_relay(
@@ -225,3 +240,42 @@ async def test_unacknowledged_batches_stay_unpublished_and_are_counted(
         ).all()
     assert len(rows) == 3 and all(attempts == 1 and error for attempts, error in rows)
     assert await unpublished(committed) == 3
+
+
+class NackOne:
+    """Real JetStream, except that the publish of one event id is answered with an error."""
+
+    def __init__(self, js: JetStreamContext, event_id: uuid.UUID) -> None:
+        self.js, self.event_id, self._nc = js, str(event_id), js._nc
+
+    async def publish_async(self, subject, payload, headers=None, stream=None):
+        if headers and headers.get("Nats-Msg-Id") == self.event_id:
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(RuntimeError("nack"))
+            return failed
+        return await self.js.publish_async(subject, payload, headers=headers, stream=stream)
+
+
+async def test_a_failed_row_mid_batch_marks_the_prefix_published_and_the_rest_failed(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
+):
+    # A batch of 500 is marked in chunks; the row that fails sits in its second chunk.
+    ids = await record_config_changes(committed, 600)
+    relay = Relay(committed, NackOne(js, ids[300]), "identity", prefix=nats_prefix, batch_size=500)
+    with pytest.raises(PublishFailed, match="nack"):
+        await relay.publish_batch()
+    async with committed.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT published_at IS NOT NULL, publish_attempts, last_error IS NOT NULL"
+                    " FROM events ORDER BY seq"
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in rows[:300]] == [(True, 1, False)] * 300
+    assert [tuple(r) for r in rows[300:500]] == [(False, 1, True)] * 200  # from the failed row on
+    assert [tuple(r) for r in rows[500:]] == [(False, 0, False)] * 100  # not in the batch
+    assert await Relay(committed, js, "identity", prefix=nats_prefix).drain() == 300
+    assert await stream_messages(js, nats_prefix) == 600  # re-sends after the failure deduped
+    assert await unpublished(committed) == 0

@@ -3,6 +3,7 @@
 from .enrichments import EnrichmentRepository, ItemView
 from .jobs import JobRepository, ResultsPage, validate_window
 from .results import COUNT_CAP, NarrowedPage, ResultsRepository
+from .work import WorkRepository
 
 __all__ = [
     "COUNT_CAP",
@@ -12,5 +13,6 @@ __all__ = [
     "NarrowedPage",
     "ResultsPage",
     "ResultsRepository",
+    "WorkRepository",
     "validate_window",
 ]

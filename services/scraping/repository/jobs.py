@@ -54,9 +54,7 @@ _INSERT_BATCHES = f"""
 # writers hold the job lock) plus the ones this statement inserted. Each new creator's row
 # takes the next job-wide ordinal (its generated filter columns come with it), and its batch
 # covers the same ordinals, so both read paths agree on discovery order.
-_STORE = sa.text(
-    f"""
-WITH
+STORE_CTES = f"""
   cand AS (
     SELECT c.key, c.creator, c.ord
     FROM ROWS FROM (unnest(CAST(:keys AS varchar[])), jsonb_array_elements(CAST(:creators AS jsonb)))
@@ -81,12 +79,13 @@ WITH
   ),
   kept AS (
     SELECT fresh.creator, fresh.ordinal - next_pos.ordinal AS rn FROM fresh CROSS JOIN next_pos
-  ),{_INSERT_BATCHES}
-SELECT (SELECT count(*) FROM fresh) AS added,
-       (SELECT count(*) FROM scraping_job_creators WHERE job_id = :job_id)
-         + (SELECT count(*) FROM fresh) AS stored
-"""
-).bindparams(
+  ),{_INSERT_BATCHES},
+  counts AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM fresh) AS added,
+           (SELECT count(*) FROM scraping_job_creators WHERE job_id = :job_id)
+             + (SELECT count(*) FROM fresh) AS stored
+  )"""
+_STORE = sa.text(f"WITH{STORE_CTES}\nSELECT added, stored FROM counts").bindparams(
     sa.bindparam("job_id", type_=sa.Uuid),
     sa.bindparam("platform", type_=sa.String),
     sa.bindparam("keys", type_=ARRAY(sa.String)),

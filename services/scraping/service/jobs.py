@@ -21,34 +21,33 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.context import current_causation_id, current_correlation_id
 from shared.db import after_rollback
 from shared.events.catalogue import JobCreated, JobEnded, JobProgressed, SearchWorkItem
 from shared.events.outbox import record_event, record_user_purged
 from shared.models import ScrapingJob
-from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, Service, UsageResource
+from shared.models.enums import TERMINAL_JOB_STATUSES, JobStatus, SearchType, UsageResource
 from shared.queries.pagination import Page
 from shared.quota import QuotaClient
 
-from ..creators import Creator
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..providers import Provider, ProviderError, SearchPage, SearchQuery
-from ..repository import JobRepository, ResultsPage
+from ..providers import Provider, ProviderError, SearchQuery
+from ..repository import JobRepository, ResultsPage, WorkRepository
 from ..schemas import JobCreate
+from .work import SERVICE, next_states, outbox_row
 
 log = logging.getLogger("scout.scraping")
 
-SERVICE = Service.scraping
 JOB_TIMEOUT = timedelta(minutes=30)
 # The reservation outlives the job's deadline (plus a sweep) so it is settled, not expired.
 RESERVATION_TTL = JOB_TIMEOUT + timedelta(minutes=10)
-MAX_PAGES_PER_CHAIN = 50
-MAX_BARREN_PAGES = 3  # consecutive pages that add nobody new end a chain
 ENDED_EVENT = {
     JobStatus.completed: "scraping.job.completed",
     JobStatus.error: "scraping.job.failed",
@@ -73,6 +72,7 @@ class JobService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = JobRepository(session)
+        self.work = WorkRepository(session)
 
     # --- create --------------------------------------------------------------------------
 
@@ -163,107 +163,107 @@ class JobService:
 
         Safe under redelivery and concurrent workers: a page whose chain has moved on is stale
         and skipped, and the dedupe key table's unique constraint stores each creator once.
-        No autoflush: the job's changes go out as ONE UPDATE at the end instead of one before
-        every statement (none of the statements in between reads the job row).
+        Three statements for a page: the job read before the provider call, the job lock, and
+        ONE statement for everything the page implies (``WorkRepository.step``: the
+        creators, the chain's state, the job's counters and completion, the outbox rows).
         """
-        with self.session.no_autoflush:
-            return await self._handle_search(item, provider)
-
-    async def _handle_search(self, item: SearchWorkItem, provider: Provider) -> WorkOutcome:
-        job = await self.repo.get(item.job_id)
         chain_key = item.keyword or ""
-        if job is None or job.status in TERMINAL_JOB_STATUSES:
+        found = await self.work.lookup(item.job_id, chain_key)
+        if found is None or found[0] in TERMINAL_JOB_STATUSES:
             return WorkOutcome("gone")
-        if not self._current(job, chain_key, item.cursor):
+        _, platform, search_type, region, chain = found
+        if not self._current_state(chain, item.cursor):
             return WorkOutcome("stale")
-        chain = job.search_params["chains"][chain_key]
         query = SearchQuery(
-            platform=job.platform,
-            search_type=SearchType(job.search_type),
-            term=chain_key.removeprefix("@")
-            if job.search_type == SearchType.similar
-            else chain_key,
-            region=job.region,
+            platform=platform,
+            search_type=SearchType(search_type),
+            term=chain_key.removeprefix("@") if search_type == SearchType.similar else chain_key,
+            region=region,
         )
         # The provider call happens before the row lock: a slow provider never blocks the
         # job's other chains, its cancel or its sweeper.
-        page: SearchPage | None = None
-        failure = None
         try:
             page = await provider.search(query, chain["cursor"])
         except ProviderError as exc:
-            failure = f"provider {provider.name}: {exc}"
+            return await self._provider_failed(item, chain_key, f"provider {provider.name}: {exc}")
+        locked = await self.work.lock(item.job_id)
+        if locked is None or locked[0] in TERMINAL_JOB_STATUSES:
+            return WorkOutcome("gone")
+        _, chains, processed, target, user_id, campaign_id, reservation_id = locked
+        state = chains.get(chain_key)
+        if not self._current_state(state, item.cursor):
+            return WorkOutcome("stale")
+        # The page's new creators in page order, one per key (the first occurrence wins).
+        unique: dict[str, dict[str, Any]] = {}
+        for c in page.creators:
+            if c.creator_key and c.platform == platform and c.creator_key not in unique:
+                unique[c.creator_key] = {**c.stored(), "keyword": chain_key}
+        fresh, barren = next_states(state, page)
+        ref = {"job_id": item.job_id, "user_id": user_id, "campaign_id": campaign_id}
+        event = outbox_row
+        added, stored, complete = await self.work.step(
+            {
+                "job_id": item.job_id,
+                "platform": platform,
+                "keys": list(unique),
+                "creators": orjson.dumps(list(unique.values())).decode(),
+                "limit": max(0, target - processed),  # the target caps what is stored
+                "target": target,
+                "chain": chain_key,
+                "state_fresh": orjson.dumps(fresh).decode(),
+                "state_barren": orjson.dumps(barren).decode(),
+                "done_fresh": fresh["done"],
+                "done_barren": barren["done"],
+                "others_done": all(c["done"] for k, c in chains.items() if k != chain_key),
+                "now": _now(),
+                "service": str(SERVICE),
+                "user_id": user_id,
+                "correlation_id": current_correlation_id(),
+                "causation_id": current_causation_id(),
+                **event("work", "scraping.work.search",
+                        SearchWorkItem(job_id=item.job_id, cursor=fresh["page"],
+                                       keyword=chain_key)),
+                **event("progress", "scraping.job.progressed",
+                        JobProgressed(**ref, processed_results=0, target_results=target,
+                                      progress=0)),
+                **event("ended", ENDED_EVENT[JobStatus.completed],
+                        JobEnded(**ref, status=JobStatus.completed, processed_results=0,
+                                 reservation_id=reservation_id)),
+            }
+        )  # fmt: skip
+        if complete:
+            log.info("scraping.job.ended", extra={"job_id": str(item.job_id),
+                     "status": str(JobStatus.completed), "stored": stored})  # fmt: skip
+        return WorkOutcome("stored", added)
+
+    async def _provider_failed(
+        self, item: SearchWorkItem, chain_key: str, error: str
+    ) -> WorkOutcome:
+        """The provider could not give the page: the job ends in ``error`` if it is still live
+        and the item still current under the lock."""
         job = await self.repo.lock(item.job_id)
         if job is None or job.status in TERMINAL_JOB_STATUSES:
             return WorkOutcome("gone")
         if not self._current(job, chain_key, item.cursor):
             return WorkOutcome("stale")
         if job.status == JobStatus.pending:
-            job.status, job.started_at = JobStatus.processing, _now()
-        if page is None:
-            await self.finish(job, JobStatus.error, error=failure)
-            return WorkOutcome("stored")
-        added = await self._store(job, chain_key, page.creators)
-        chains = dict(job.search_params["chains"])
-        state = dict(chains[chain_key])
-        state["page"] += 1
-        state["cursor"] = page.next_cursor
-        state["barren"] = 0 if added else state["barren"] + 1
-        state["done"] = (
-            page.exhausted
-            or state["page"] >= MAX_PAGES_PER_CHAIN
-            or state["barren"] >= MAX_BARREN_PAGES
-        )
-        chains[chain_key] = state
-        job.search_params = {**job.search_params, "chains": chains}
-        job.processed_runs += 1
-        if job.processed_results >= job.target_results or all(c["done"] for c in chains.values()):
-            await self.finish(job, JobStatus.completed, counted=True)
-        else:
-            if not state["done"]:
-                await self._work(job, chain_key, state["page"])
-            if added:
-                await self._event(
-                    job,
-                    "scraping.job.progressed",
-                    JobProgressed(
-                        job_id=job.id,
-                        user_id=job.user_id,
-                        campaign_id=job.campaign_id,
-                        processed_results=job.processed_results,
-                        target_results=job.target_results,
-                        progress=float(job.progress),
-                    ),
-                )
-        await self.session.flush()
-        return WorkOutcome("stored", added)
+            job.started_at = _now()
+        await self.finish(job, JobStatus.error, error=error)
+        return WorkOutcome("stored")
 
     @staticmethod
     def _current(job: ScrapingJob, chain_key: str, page: int) -> bool:
-        state = (job.search_params.get("chains") or {}).get(chain_key)
+        chains = job.search_params.get("chains") or {}
+        return JobService._current_state(chains.get(chain_key), page)
+
+    @staticmethod
+    def _current_state(state: dict[str, Any] | None, page: int) -> bool:
         return state is not None and not state["done"] and state["page"] == page
-
-    async def _store(self, job: ScrapingJob, chain_key: str, creators: list[Creator]) -> int:
-        """Store the page's new creators (capped at the target) as bounded batches.
-
-        One statement (``JobRepository.store_creators``): dedupe insert, batch rows and the
-        job's stored count, which becomes ``processed_results``.
-        """
-        page = [
-            (c.creator_key, {**c.stored(), "keyword": chain_key})
-            for c in creators
-            if c.creator_key and c.platform == job.platform
-        ]
-        remaining = job.target_results - job.processed_results
-        added, stored = await self.repo.store_creators(job.id, job.platform, page, remaining)
-        job.processed_results = stored
-        job.progress = self._progress(job)
-        return added
 
     @staticmethod
     def _progress(job: ScrapingJob) -> Decimal:
         ratio = Decimal(job.processed_results * 100) / Decimal(job.target_results)
-        return min(Decimal(100), ratio.quantize(Decimal("0.01")))
+        return min(Decimal(100), ratio.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
     # --- reads ---------------------------------------------------------------------------
 
