@@ -4,10 +4,12 @@
    ``store_creators``: INSERT … ON CONFLICT DO NOTHING on the dedupe key, bounded result rows
    and the stored count in one statement), 250 new creators per transaction plus 10% repeats,
    beside a raw COPY of the same rows.
-2. One work item at a time through ``JobService.handle_search`` (the worker's whole path: job
-   read, provider page from an in-process fake, job lock, store, chain state, next work item
-   and progress events through the outbox, job update; the consumer's inbox row is not
-   included), jobs of 1,000 creators, provider pages of 20 and of 250 creators (10% repeats).
+2. Work items through ``JobService.handle_search`` (the worker's whole path: job read,
+   provider page from an in-process fake, job lock, then one statement storing the page,
+   moving the chain and the job, and writing the next work item and the progress events to the
+   outbox; the consumer's inbox row is not included), jobs of 1,000 creators, provider pages
+   of 20 and of 250 creators (10% repeats): one job at a time, and as many jobs at once as the
+   worker's consumer handles together.
 3. Cost growth: the results page (offset 0 and last page) in jobs of 1k, 10k and 100k creators,
    and campaigns page 1 for users with 10, 1k and 100k campaigns. Page cost should stay flat.
 4. What the per-user counters cost the writes: a campaign insert and a list add with the
@@ -32,6 +34,7 @@ from services.scraping.creators import Creator
 from services.scraping.providers import SearchPage
 from services.scraping.repository import JobRepository, ResultsRepository
 from services.scraping.service import JobService
+from services.scraping.worker import SEARCH_OPTIONS
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
 from shared.models import Campaign
@@ -149,10 +152,13 @@ class _Pages:
         return SearchPage(self.page(p), str(p + 1))
 
 
-async def work_items(url: str, page_size: int, jobs: int = 10) -> float:
+async def work_items(url: str, page_size: int, at_once: int = 1) -> float:
     """Creators/s stored by ``handle_search``, one work item per transaction (a chain ends
-    after 50 pages, so a job with pages of 20 stops at 50 x 18 new = 900 creators)."""
-    _, job_ids, _ = _setup(url, jobs)
+    after 50 pages, so a job with pages of 20 stops at 50 x 18 new = 900 creators), with
+    ``at_once`` jobs in flight: 1, or as many as the worker's consumer runs together (it
+    fetches up to ``SEARCH_OPTIONS["batch"]`` work items and handles them concurrently; a job's
+    own items follow one another, each emitting the next)."""
+    _, job_ids, _ = _setup(url, 10 if at_once == 1 else 2 * at_once)
     with psycopg.connect(url) as conn:
         conn.execute(
             "UPDATE scraping_jobs SET target_results = 1000, search_params = %s",
@@ -162,16 +168,23 @@ async def work_items(url: str, page_size: int, jobs: int = 10) -> float:
     provider = _Pages(page_size)
     for p in range(1000 // page_size + 2):
         provider.page(p)  # build the pages before the clock starts
-    engine = make_engine(url, pool_size=2)
+    engine = make_engine(url)  # the worker's pool (DB_POOL_SIZE)
     factory = session_factory(engine)
-    started, stored = time.perf_counter(), 0
-    for job_id in job_ids:
-        page, outcome = 0, "stored"
-        while outcome == "stored":
-            item = SearchWorkItem(job_id=job_id, cursor=page, keyword="bench")
-            async with transaction(factory) as session:
-                result = await JobService(session).handle_search(item, provider)
-            outcome, stored, page = result.action, stored + result.stored, page + 1
+    stored = 0
+    slots = asyncio.Semaphore(at_once)
+
+    async def run(job_id: uuid.UUID) -> None:
+        nonlocal stored
+        async with slots:
+            page, outcome = 0, "stored"
+            while outcome == "stored":
+                item = SearchWorkItem(job_id=job_id, cursor=page, keyword="bench")
+                async with transaction(factory) as session:
+                    result = await JobService(session).handle_search(item, provider)
+                outcome, stored, page = result.action, stored + result.stored, page + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(job_id) for job_id in job_ids))
     rate = stored / (time.perf_counter() - started)
     await engine.dispose()
     return rate
@@ -356,9 +369,11 @@ def main() -> None:
             results["ingest"] = {"scout_per_s": round(ours), "copy_per_s": round(theirs)}
         if "work" in only:
             for size in (20, 250):
-                rate = asyncio.run(work_items(fresh(), size))
-                print(f"work items (handle_search), pages of {size}: {rate:,.0f} creators/s")
-                results[f"work_items_pages_of_{size}_per_s"] = round(rate)
+                for at_once in (1, SEARCH_OPTIONS["batch"]):
+                    rate = asyncio.run(work_items(fresh(), size, at_once))
+                    print(f"work items (handle_search), pages of {size}, {at_once} at once:"
+                          f" {rate:,.0f} creators/s")  # fmt: skip
+                    results[f"work_items_pages_of_{size}_{at_once}_at_once_per_s"] = round(rate)
         if "growth" in only:
             results["growth"] = asyncio.run(growth(fresh()))
         if "writes" in only:
