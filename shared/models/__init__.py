@@ -33,7 +33,7 @@ from .messaging import (
     RateLimit,
     WebhookEvent,
 )
-from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult
+from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult, ScrapingUserDay
 
 metadata = SQLModel.metadata
 
@@ -60,6 +60,7 @@ OWNERSHIP: dict[str, str] = {
     "scraping_jobs": Service.scraping,
     "scraping_results": Service.scraping,
     "scraping_job_creators": Service.scraping,
+    "scraping_user_days": Service.scraping,
     "scraping_enrichments": Service.scraping,
     "scraping_enrichment_items": Service.scraping,
     "scraping_creator_profiles": Service.scraping,
@@ -103,6 +104,7 @@ __all__ = [
     "ScrapingJob",
     "ScrapingJobCreator",
     "ScrapingResult",
+    "ScrapingUserDay",
     "SubscriptionPlan",
     "SystemConfiguration",
     "TableBase",

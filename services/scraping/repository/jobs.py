@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from shared.db import DriverQuery
-from shared.models import Campaign, ScrapingJob, ScrapingJobCreator
+from shared.models import Campaign, ScrapingJob, ScrapingJobCreator, ScrapingUserDay
 from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.pagination import InvalidPage, Page, PageQuery, newest_first
@@ -254,6 +254,12 @@ class JobRepository:
             stmt = stmt.where(ScrapingJob.campaign_id == campaign_id)
         result = await self.session.execute(stmt)
         return result.rowcount or 0
+
+    async def delete_user_days(self, user_id: uuid.UUID) -> None:
+        """The user's search counters by day (``scraping_user_days``), once their jobs are gone."""
+        await self.session.execute(
+            sa.delete(ScrapingUserDay).where(ScrapingUserDay.user_id == user_id)
+        )
 
     async def stored_count(self, job_id: uuid.UUID) -> int:
         """The DB truth of how many creators a job holds (index-only on the dedupe key)."""

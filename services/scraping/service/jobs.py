@@ -363,9 +363,11 @@ class JobService:
     # --- purge ---------------------------------------------------------------------------
 
     async def purge_user(self, user_id: uuid.UUID, clerk_user_id: str) -> int:
-        """The user is gone: delete every job (results and keys cascade), and acknowledge with
-        ``scraping.user.purged`` in the same transaction. Billing settles its own quota."""
+        """The user is gone: delete every job (results and keys cascade) and the user's search
+        counters by day, and acknowledge with ``scraping.user.purged`` in the same transaction.
+        Billing settles its own quota."""
         deleted = await self.repo.delete_jobs(user_id=user_id)
+        await self.repo.delete_user_days(user_id)
         await record_user_purged(self.session, service=SERVICE, user_id=user_id,
                                  clerk_user_id=clerk_user_id)  # fmt: skip
         return deleted
