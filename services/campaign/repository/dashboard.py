@@ -5,10 +5,11 @@ Campaigns by status, lists and the pipeline by bucket are the user's row of
 they cost the same whatever the user owns. The searches of the last 30 days are the user's
 rows of scraping's ``scraping_user_days`` in the window (one per UTC day, kept by triggers on
 the jobs; reads across services are allowed, writes are not) plus the creators found so far by
-the user's unfinished jobs of the window, read through ``ix_scraping_jobs_user_id_status`` (as
-many as the plan runs at once): the same cost whatever the user searched. The window is whole
-UTC days: today (UTC) and the 29 days before it. The recent activity is the last events through
-``events (user_id, occurred_at)``.
+the user's unfinished jobs of the window, read through ``ix_scraping_jobs_user_id_status``: the
+same cost whatever the user searched before. Unfinished jobs are the last 30 minutes' (the job
+timeout) and their creation is rate limited, so they are at most 900 (30 a minute), usually a
+handful. The window is whole UTC days: today (UTC) and the 29 days before it. The recent
+activity is the last events through ``events (user_id, occurred_at)``.
 """
 
 import uuid
@@ -38,7 +39,8 @@ _STATS_COLUMNS = ", ".join(f"s.{c}" for c in ("campaigns", *CampaignStatus, "lis
 
 # Everything a user owns in campaign comes from the user's one counters row (zeros when there
 # is none); the searches of the window from the user's day rows and unfinished jobs; the last
-# events where they live. ``first_day``: the window's first UTC day.
+# events where they live. ``first_day``: the window's first UTC day. The unfinished jobs are
+# found by (user, status) alone, never by the window, so no plan walks the user's window.
 _OVERVIEW = sa.text(f"""
 WITH w AS (SELECT (now() AT TIME ZONE 'UTC')::date - (:days - 1) AS first_day)
 SELECT {_STATS_COLUMNS},
@@ -46,9 +48,10 @@ SELECT {_STATS_COLUMNS},
             'searches', coalesce(sum(d.searches), 0),
             'completed', coalesce(sum(d.completed), 0),
             'creators', coalesce(sum(d.creators), 0) + (
-               SELECT coalesce(sum(j.processed_results), 0) FROM scraping_jobs j
-               WHERE j.user_id = :user_id AND j.status IN ('pending', 'processing')
-                 AND j.created_at >= (w.first_day::timestamp AT TIME ZONE 'UTC')))
+               SELECT coalesce(sum(j.processed_results)
+                   FILTER (WHERE j.created_at >= w.first_day::timestamp AT TIME ZONE 'UTC'), 0)
+               FROM scraping_jobs j
+               WHERE j.user_id = :user_id AND j.status IN ('pending', 'processing')))
      FROM scraping_user_days d
      WHERE d.user_id = :user_id AND d.day >= w.first_day) AS searches,
   (SELECT coalesce(json_agg(a ORDER BY a.occurred_at DESC), '[]'::json) FROM (
