@@ -262,3 +262,30 @@ class ScrapingUserDay(TableBase, table=True):
     searches: int = _counter()
     completed: int = _counter()
     creators: int = _counter(sa.BigInteger)
+
+
+class ScrapingJobKeyword(TableBase, table=True):
+    """One keyword of one job, with the job's user and creation time: ``GET /jobs?keyword=``
+    walks ``(user_id, keyword, job_created_at DESC, job_id DESC)`` for its page and counts the
+    same range up to its cap, whatever the user's jobs or matches. Kept by triggers on
+    ``scraping_jobs`` (migration 0013); rows go with their job. Keywords are the job's string
+    elements of at most 100 characters."""
+
+    __tablename__ = "scraping_job_keywords"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "keyword"),
+        sa.Index(
+            "ix_scraping_job_keywords_user_id_keyword_newest",
+            "user_id",
+            "keyword",
+            sa.text("job_created_at DESC"),
+            sa.text("job_id DESC"),
+        ),
+    )
+
+    job_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="scraping_jobs.id", ondelete="CASCADE", nullable=False
+    )
+    user_id: uuid.UUID = Field(sa_type=sa.Uuid, nullable=False)
+    keyword: str = Field(sa_type=sa.Text, nullable=False)
+    job_created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)

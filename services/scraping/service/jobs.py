@@ -276,7 +276,9 @@ class JobService:
         keyword: str | None,
         page: int,
         page_size: int,
-    ) -> Page[ScrapingJob]:
+    ) -> Page[dict[str, Any]]:
+        """The user's jobs as plain dicts (``JobPublic`` fields); ``total`` counted up to
+        ``COUNT_CAP + 1`` (``schemas.capped``)."""
         return await self.repo.page(
             user_id, campaign_id=campaign_id, status=status, keyword=keyword,
             page=page, page_size=page_size,
