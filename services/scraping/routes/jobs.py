@@ -128,13 +128,13 @@ async def job_results(
     ``creator_key``. A page costs the same whatever the job's size. One statement: the caller
     is resolved inside it, so this route does not take ``CallerId``."""
     offset, limit = query.offset, query.limit
-    capped = False
+    total_capped = False
     if query.narrows or query.sort != ResultsSort.found:
         narrowed = await ResultsService(session).narrowed(
             principal.clerk_user_id, job_id, query, offset=offset, limit=limit
         )
         items, total, next_offset = narrowed.items_json, narrowed.total, narrowed.next_offset
-        capped = narrowed.total_capped
+        total_capped = narrowed.total_capped
     else:
         page = await JobService(session).results(
             principal.clerk_user_id, job_id, offset=offset, limit=limit
@@ -145,7 +145,7 @@ async def job_results(
         {"total": total, "offset": offset, "limit": limit, "next_offset": next_offset}
     )
     body = b'{"items":' + items.encode() + b"," + head[1:]
-    headers = TOTAL_CAPPED if capped else None
+    headers = TOTAL_CAPPED if total_capped else None
     return Response(body, media_type="application/json", headers=headers)
 
 
