@@ -357,11 +357,19 @@ class ActivityPublic(BaseModel):
     data: dict[str, Any]
 
 
+_WINDOW = "the last 30 days are whole UTC days: today (UTC) and the 29 days before it"
+
+
 class Dashboard(BaseModel):
     campaigns: dict[str, int]  # total + one count per status
-    searches_last_30_days: int
-    searches_completed_last_30_days: int
-    creators_found_last_30_days: int
+    searches_last_30_days: int = Field(description=f"searches created; {_WINDOW}")
+    searches_completed_last_30_days: int = Field(
+        description=f"of those, the ones completed; {_WINDOW}"
+    )
+    creators_found_last_30_days: int = Field(
+        description=f"creators found by the searches created in the window, finished or running;"
+        f" {_WINDOW}"
+    )
     lists: int
     pipeline: dict[str, int]  # one count per bucket + total
     recent_activity: list[ActivityPublic]

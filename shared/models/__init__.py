@@ -33,7 +33,13 @@ from .messaging import (
     RateLimit,
     WebhookEvent,
 )
-from .scraping import ScrapingJob, ScrapingJobCreator, ScrapingResult
+from .scraping import (
+    ScrapingJob,
+    ScrapingJobCreator,
+    ScrapingJobKeyword,
+    ScrapingResult,
+    ScrapingUserDay,
+)
 
 metadata = SQLModel.metadata
 
@@ -60,6 +66,8 @@ OWNERSHIP: dict[str, str] = {
     "scraping_jobs": Service.scraping,
     "scraping_results": Service.scraping,
     "scraping_job_creators": Service.scraping,
+    "scraping_user_days": Service.scraping,
+    "scraping_job_keywords": Service.scraping,
     "scraping_enrichments": Service.scraping,
     "scraping_enrichment_items": Service.scraping,
     "scraping_creator_profiles": Service.scraping,
@@ -102,7 +110,9 @@ __all__ = [
     "RateLimit",
     "ScrapingJob",
     "ScrapingJobCreator",
+    "ScrapingJobKeyword",
     "ScrapingResult",
+    "ScrapingUserDay",
     "SubscriptionPlan",
     "SystemConfiguration",
     "TableBase",

@@ -1,7 +1,7 @@
 """Tables owned by the scraping service."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -232,3 +232,60 @@ class ScrapingJobCreator(TableBase, table=True):
         default=None,
         sa_column=sa.Column(sa.Text, sa.Computed(_SEARCH_TEXT, persisted=True), nullable=False),
     )
+
+
+def _counter(sa_type: Any = sa.Integer) -> Any:
+    return Field(
+        default=0,
+        sa_type=sa_type,
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.text("0")},
+    )
+
+
+class ScrapingUserDay(TableBase, table=True):
+    """A user's searches of one UTC day (the day of the job's ``created_at``): how many were
+    created, how many completed, and the creators found by those that finished (any terminal
+    state). Kept by triggers on ``scraping_jobs`` (migration 0012) in the same statement as the
+    jobs they count; a progress update of a running job writes nothing here. The dashboard's
+    30-day figures sum the user's rows of the window plus the creators of the user's unfinished
+    jobs, so they cost the same whatever the user searched. No row means zeros;
+    ``scout db analyze`` checks every row against a recount."""
+
+    __tablename__ = "scraping_user_days"
+    __table_args__ = (sa.UniqueConstraint("user_id", "day"),)
+
+    user_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="users.id", ondelete="CASCADE", nullable=False
+    )
+    day: date = Field(sa_type=sa.Date, nullable=False)
+    searches: int = _counter()
+    completed: int = _counter()
+    creators: int = _counter(sa.BigInteger)
+
+
+class ScrapingJobKeyword(TableBase, table=True):
+    """One keyword of one job, with the job's user and creation time: ``GET /jobs?keyword=``
+    walks ``(user_id, keyword, job_created_at DESC, job_id DESC)`` for its page and counts the
+    same range up to its cap, whatever the user's jobs or matches. Kept by triggers on
+    ``scraping_jobs`` (migration 0013); rows go with their job. Keywords are the job's string
+    elements of at most 100 characters."""
+
+    __tablename__ = "scraping_job_keywords"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "keyword"),
+        sa.Index(
+            "ix_scraping_job_keywords_user_id_keyword_newest",
+            "user_id",
+            "keyword",
+            sa.text("job_created_at DESC"),
+            sa.text("job_id DESC"),
+        ),
+    )
+
+    job_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="scraping_jobs.id", ondelete="CASCADE", nullable=False
+    )
+    user_id: uuid.UUID = Field(sa_type=sa.Uuid, nullable=False)
+    keyword: str = Field(sa_type=sa.Text, nullable=False)
+    job_created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)

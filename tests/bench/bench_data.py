@@ -12,8 +12,9 @@
    worker's consumer handles together.
 3. Cost growth: the results page (offset 0 and last page) in jobs of 1k, 10k and 100k creators,
    and campaigns page 1 for users with 10, 1k and 100k campaigns. Page cost should stay flat.
-4. What the per-user counters cost the writes: a campaign insert and a list add with the
-   counters' triggers on and off, interleaved.
+4. What the per-user counters cost the writes: a campaign insert, a list add, a job insert, a
+   job's completion and a running job's progress update, with the counters' triggers on and
+   off, interleaved.
 
 Run: ``.venv/bin/python -m tests.bench.bench_data [--creators N] [--only PART] [--json]``. It creates and drops its own
 database. Not a test (the machine's noise would make it flaky); figures go to docs/performance.md.
@@ -24,6 +25,8 @@ import asyncio
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import orjson
 import psycopg
@@ -37,7 +40,7 @@ from services.scraping.service import JobService
 from services.scraping.worker import SEARCH_OPTIONS
 from shared.db import libpq_url, make_engine, session_factory, transaction
 from shared.events.catalogue import SearchWorkItem
-from shared.models import Campaign
+from shared.models import Campaign, ScrapingJob
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.sessions import read_session_factory
 from shared.results import ResultsFilter, ResultsSort
@@ -283,18 +286,27 @@ STATS_TRIGGERS = {
                   "trg_campaigns_stats_delete"),
     "list_items": ("trg_list_items_stats_insert", "trg_list_items_stats_update",
                    "trg_list_items_stats_delete"),
+    # scraping_user_days (the dashboard's days) and scraping_job_keywords (GET /jobs?keyword=)
+    "scraping_jobs": ("trg_scraping_jobs_days_insert", "trg_scraping_jobs_days_update",
+                      "trg_scraping_jobs_days_delete", "trg_scraping_jobs_keywords_insert",
+                      "trg_scraping_jobs_keywords_update"),
 }  # fmt: skip
 
 
 async def writes(url: str, n: int = 300) -> dict:
     """What the per-user counters cost the writes they follow: a campaign insert (the
     repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``)
-    for a user with 1k campaigns and lists, with the triggers on and off, interleaved."""
+    for a user with 1k campaigns and lists; a job insert (two keywords), a job's completion
+    and a running job's progress update (what ``JobService`` writes to the job row, under
+    its lock), each in its own transaction; with the triggers on and off, interleaved."""
     user, _, _ = _setup(url, 0, (1_000,))
     with psycopg.connect(url) as conn:
         list_id = conn.execute(
             "INSERT INTO creator_lists (user_id, name) VALUES (%s, 'bench') RETURNING id", (user,)
         ).fetchone()[0]
+        campaign = conn.execute("SELECT id FROM campaigns WHERE user_id = %s", (user,)).fetchone()[
+            0
+        ]
     toggle = await psycopg.AsyncConnection.connect(url, autocommit=True)
     engine = make_engine(url, pool_size=1)
     factory = session_factory(engine)
@@ -306,10 +318,20 @@ async def writes(url: str, n: int = 300) -> dict:
             for name in names:
                 await toggle.execute(f"ALTER TABLE {table} {verb} TRIGGER {name}")
 
+    def timed(call):
+        async def run() -> float:
+            t = time.perf_counter()
+            await call()
+            return (time.perf_counter() - t) * 1000
+
+        return run
+
+    @timed
     async def create() -> None:
         async with transaction(factory) as session:
             await CampaignRepository(session).add(Campaign(user_id=user, name="w"))
 
+    @timed
     async def add_items() -> None:
         k = next(counter)
         rows = [{"platform": "tiktok", "external_id": f"w{k}-{i}", "handle": f"w{k}-{i}"}
@@ -322,8 +344,41 @@ async def writes(url: str, n: int = 300) -> dict:
             await repository.add_profiles(profiles)
             await repository.add_items(list_id, user, items)
 
+    async def new_job() -> uuid.UUID:
+        async with transaction(factory) as session:
+            job = ScrapingJob(user_id=user, campaign_id=campaign, platform="tiktok",
+                              keywords=["fitness", "yoga"], target_results=100)  # fmt: skip
+            return (await JobRepository(session).add(job)).id
+
+    async def update_job(job_id: uuid.UUID, **values) -> float:
+        t = time.perf_counter()
+        async with transaction(factory) as session:
+            job = await JobRepository(session).lock(job_id)
+            for key, value in values.items():
+                setattr(job, key, value)
+        return (time.perf_counter() - t) * 1000
+
+    running = await new_job()
+
+    async def job_insert() -> float:
+        t = time.perf_counter()
+        await new_job()
+        return (time.perf_counter() - t) * 1000
+
+    async def job_completion() -> float:
+        job_id = await new_job()
+        return await update_job(job_id, status="completed", processed_results=100,
+                                progress=Decimal(100), completed_at=datetime.now(UTC))  # fmt: skip
+
+    async def job_progress() -> float:
+        k = next(counter)
+        return await update_job(running, status="processing", processed_results=k % 100,
+                                progress=Decimal(k % 100))  # fmt: skip
+
     out = {}
-    for name, call in (("campaign create", create), ("list add, 20 creators", add_items)):
+    for name, call in (("campaign create", create), ("list add, 20 creators", add_items),
+                       ("job insert", job_insert), ("job completion", job_completion),
+                       ("running job's progress", job_progress)):  # fmt: skip
         on, off = [], []
         for _ in range(20):
             await call()
@@ -331,9 +386,7 @@ async def writes(url: str, n: int = 300) -> dict:
             for enabled, samples in ((True, on), (False, off)):
                 await switch(enabled)
                 for _ in range(10):
-                    t = time.perf_counter()
-                    await call()
-                    samples.append((time.perf_counter() - t) * 1000)
+                    samples.append(await call())
         await switch(True)
         with_, without = statistics.median(on), statistics.median(off)
         print(f"{name}: with counters {with_:.3f} ms   without {without:.3f} ms"

@@ -34,6 +34,17 @@ def _stats_drift() -> str:
 
 STATS_DRIFT = _stats_drift()
 
+# (user, UTC day) pairs whose ``scraping_user_days`` row (none = zeros) differs from a recount
+# of the jobs created that day.
+DAYS_DRIFT = """SELECT count(*) FROM scraping_user_days s
+  FULL JOIN (SELECT user_id, (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS searches,
+                    count(*) FILTER (WHERE status = 'completed') AS completed,
+                    coalesce(sum(processed_results)
+                             FILTER (WHERE status NOT IN ('pending', 'processing')), 0) AS creators
+             FROM scraping_jobs GROUP BY 1, 2) c ON c.user_id = s.user_id AND c.day = s.day
+  WHERE (coalesce(s.searches, 0), coalesce(s.completed, 0), coalesce(s.creators, 0))
+        IS DISTINCT FROM (coalesce(c.searches, 0), coalesce(c.completed, 0), coalesce(c.creators, 0))"""
+
 # name -> (what it means, SQL returning the number of offending rows)
 QUALITY_CHECKS: dict[str, tuple[str, str]] = {
     "users_missing_children": (
@@ -60,6 +71,10 @@ QUALITY_CHECKS: dict[str, tuple[str, str]] = {
     "campaign_user_stats_drift": (
         "users whose campaign counters (dashboard, campaigns page total) differ from a recount",
         STATS_DRIFT,
+    ),
+    "scraping_user_days_drift": (
+        "(user, day) pairs whose search counters (dashboard's 30 days) differ from a recount",
+        DAYS_DRIFT,
     ),
     "job_results_drift": (
         "finished jobs whose processed_results differ from the creators stored",

@@ -43,6 +43,7 @@ SEEDED_TABLES = (
     *("campaigns", "scraping_jobs", "scraping_results", "scraping_job_creators"),
     *("creator_profiles", "creator_lists", "list_items", "campaign_user_stats"),
     "usage_reservations",
+    "scraping_user_days",
 )
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from shared.db import DriverQuery
 from shared.models import Campaign, CampaignUserStats, CreatorList, ScrapingJob
@@ -49,17 +49,30 @@ def _listing(status: str | None, *columns: Any, driver: bool = False) -> PageQue
 
 # Plain rows on the driver path (GET /campaigns is the hottest campaign read).
 _PAGES = {s: _listing(s, *LISTING_COLUMNS, driver=True) for s in (None, *CampaignStatus)}
-# GET /campaigns?include=jobs: the page as ORM objects, each with its jobs loaded by ONE more
-# statement for the whole page (selectinload; the runner state, search_params, is not read).
-_JOB_PAGES = {
-    s: replace(
-        q,
-        stmt=q.stmt.options(
-            selectinload(Campaign.jobs).defer(ScrapingJob.search_params, raiseload=True)
-        ),
+# What ``include=jobs`` shows of a job (CampaignJob), as plain rows: no ORM objects.
+JOB_COLUMNS = (
+    ScrapingJob.id,
+    ScrapingJob.platform,
+    ScrapingJob.search_type,
+    ScrapingJob.keywords,
+    ScrapingJob.status,
+    ScrapingJob.progress,
+    ScrapingJob.processed_results,
+    ScrapingJob.target_results,
+    ScrapingJob.created_at,
+)
+JOB_FIELDS = tuple(c.key for c in JOB_COLUMNS)
+# GET /campaigns?include=jobs: the page (``_PAGES``), then every job of its campaigns in ONE
+# statement through ``ix_scraping_jobs_campaign_id_created_at``, newest first per campaign (the
+# runner state, search_params, is not read).
+_PAGE_JOBS = DriverQuery(
+    sa.select(ScrapingJob.campaign_id, *JOB_COLUMNS)
+    .where(
+        ScrapingJob.campaign_id
+        == sa.any_(sa.bindparam("campaign_ids", type_=postgresql.ARRAY(sa.Uuid)))
     )
-    for s, q in ((s, _listing(s, Campaign)) for s in (None, *CampaignStatus))
-}
+    .order_by(ScrapingJob.campaign_id, ScrapingJob.created_at.desc(), ScrapingJob.id.desc())
+)
 
 # A campaign's searches summarised in one statement: jobs by status, total, creators found.
 _JOB_SUMMARY = sa.select(
@@ -104,11 +117,18 @@ class CampaignRepository:
 
     async def page_with_jobs(
         self, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None = None
-    ) -> Page[Campaign]:
-        """A page of the user's campaigns with ``jobs`` loaded: two statements for any page
-        size and any number of jobs (the page with its total, then every job of the page)."""
-        query = _JOB_PAGES[status]
-        return await query.run(self.session, {"user_id": user_id}, page=page, page_size=page_size)
+    ) -> Page[dict[str, Any]]:
+        """``page`` with each campaign's ``jobs`` (dicts of ``JOB_FIELDS``, newest first): two
+        statements for any page size and any number of jobs (the page with its total, then
+        every job of the page)."""
+        found = await self.page(user_id, page=page, page_size=page_size, status=status)
+        if not found.items:
+            return found
+        jobs: dict[uuid.UUID, list[dict[str, Any]]] = {c["id"]: [] for c in found.items}
+        rows = await _PAGE_JOBS.all(self.session, {"campaign_ids": list(jobs)})
+        for campaign_id, *job in rows:
+            jobs[campaign_id].append(dict(zip(JOB_FIELDS, job, strict=True)))
+        return replace(found, items=[{**c, "jobs": jobs[c["id"]]} for c in found.items])
 
     async def get(
         self, user_id: uuid.UUID, campaign_id: uuid.UUID, *, for_update: bool = False

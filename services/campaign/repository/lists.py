@@ -12,8 +12,10 @@ maintained count and counts through ``ix_list_items_list_id_bucket`` instead.
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import DriverQuery
 from shared.models import CreatorList, CreatorProfile, ListItem
-from shared.queries.pagination import Page, paginate, validate_page
+from shared.queries.pagination import Page, PageQuery, validate_page
 
 # Profiles are inserted in (platform, external_id) order so two requests adding overlapping
 # creators take the unique-index locks in the same order and cannot deadlock. Existing profiles
@@ -195,6 +197,42 @@ _HAS_LIST = DriverQuery(_OWNED_LIST)
 _LOCK_LIST = DriverQuery(_OWNED_LIST.with_for_update())
 
 
+# What a listing shows of a list (ListPublic), fetched as plain rows: no ORM objects.
+LIST_COLUMNS = (
+    CreatorList.id,
+    CreatorList.name,
+    CreatorList.description,
+    CreatorList.type,
+    CreatorList.privacy,
+    CreatorList.tags,
+    CreatorList.settings,
+    CreatorList.is_archived,
+    CreatorList.creator_count,
+    CreatorList.follower_sum,
+    CreatorList.created_at,
+    CreatorList.updated_at,
+)
+LIST_FIELDS = tuple(c.key for c in LIST_COLUMNS)
+
+
+@cache
+def _list_page(archived: bool, tags: bool, any_tags: bool) -> PageQuery:
+    """The user's lists page for one combination of filters, built once (values are bind
+    parameters), run on the driver connection as plain rows."""
+    stmt = sa.select(*LIST_COLUMNS).where(
+        CreatorList.user_id == sa.bindparam("user_id", type_=sa.Uuid)
+    )
+    if archived:
+        stmt = stmt.where(CreatorList.is_archived == sa.bindparam("archived", type_=sa.Boolean))
+    if tags:
+        stmt = stmt.where(CreatorList.tags.contains(sa.bindparam("tags", type_=postgresql.JSONB)))
+    if any_tags:
+        any_of = sa.bindparam("any_tags", type_=postgresql.ARRAY(sa.Text))
+        stmt = stmt.where(CreatorList.tags.has_any(any_of))
+    order = (CreatorList.updated_at.desc(), CreatorList.id.desc())
+    return PageQuery.build(stmt, order_by=order, driver=True)
+
+
 def _json(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
@@ -217,19 +255,22 @@ class ListRepository:
         archived: bool | None,
         tags: Sequence[str] = (),
         any_tags: Sequence[str] = (),
-    ) -> Page[CreatorList]:
-        """A user's lists, most recently changed first; ``tags``: lists holding every one
-        (``tags @> '[…]'``, JSONB containment), ``any_tags``: lists holding at least one
-        (``tags ?| array[…]``, key exists), both answered by ``ix_creator_lists_tags_gin``."""
-        stmt = sa.select(CreatorList).where(CreatorList.user_id == user_id)
+    ) -> Page[dict[str, Any]]:
+        """A user's lists as dicts of ``LIST_FIELDS``, most recently changed first; ``tags``:
+        lists holding every one (``tags @> '[…]'``, JSONB containment), ``any_tags``: lists
+        holding at least one (``tags ?| array[…]``, key exists), both answered by
+        ``ix_creator_lists_tags_gin``."""
+        params: dict[str, Any] = {"user_id": user_id}
         if archived is not None:
-            stmt = stmt.where(CreatorList.is_archived.is_(archived))
+            params["archived"] = archived
         if tags:
-            stmt = stmt.where(CreatorList.tags.contains(list(tags)))
+            params["tags"] = list(tags)
         if any_tags:
-            stmt = stmt.where(CreatorList.tags.has_any(postgresql.array(list(any_tags))))
-        order = (CreatorList.updated_at.desc(), CreatorList.id.desc())
-        return await paginate(self.session, stmt, page=page, page_size=page_size, order_by=order)
+            params["any_tags"] = list(any_tags)
+        query = _list_page(archived is not None, bool(tags), bool(any_tags))
+        found = await query.run(self.session, params, page=page, page_size=page_size)
+        items = [dict(zip(LIST_FIELDS, row, strict=True)) for row in found.items]
+        return replace(found, items=items)
 
     async def get(
         self, user_id: uuid.UUID, list_id: uuid.UUID, *, for_update: bool = False

@@ -59,24 +59,13 @@ async def list_campaigns(
     maintained count: a page costs the same whatever the caller owns). ``include=jobs`` adds
     each campaign's searches, newest first (two statements for the whole page)."""
     if include == "jobs":
-        found = await service.campaign_page_with_jobs(
+        result = await service.campaign_page_with_jobs(
             session, user_id, page=page, page_size=page_size, status=status
         )
-        items = [
-            CampaignListed.model_validate(
-                {
-                    **CampaignPublic.model_validate(c).model_dump(),
-                    "jobs": sorted(c.jobs, key=lambda j: (j.created_at, j.id), reverse=True),
-                }
-            )
-            for c in found.items
-        ]
-        return CampaignPage(
-            items=items, total=found.total, page=found.page, page_size=found.page_size
+    else:
+        result = await service.campaign_page(
+            session, user_id, page=page, page_size=page_size, status=status
         )
-    result = await service.campaign_page(
-        session, user_id, page=page, page_size=page_size, status=status
-    )
     # One validation of plain rows (FastAPI then only checks the instance and serialises it).
     return CampaignPage.model_validate(
         {

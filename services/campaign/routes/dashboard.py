@@ -12,6 +12,6 @@ router = APIRouter(tags=["dashboard"])
 
 @router.get("/dashboard", summary="My overview")
 async def get_dashboard(session: ReadSessionDep, user_id: CallerId) -> Dashboard:
-    """Campaigns by status, searches and creators found in the last 30 days, the list pipeline
-    by bucket and recent activity."""
+    """Campaigns by status, searches and creators found in the last 30 days (whole UTC days:
+    today and the 29 before it), the list pipeline by bucket and recent activity."""
     return Dashboard(**await service.dashboard(session, user_id))

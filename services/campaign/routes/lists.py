@@ -86,11 +86,14 @@ async def list_lists(
         session, user_id, page=page, page_size=page_size, archived=archived,
         tags=tag or (), any_tags=any_tag or (),
     )  # fmt: skip
-    return PageOf[ListPublic](
-        items=[ListPublic.model_validate(x) for x in result.items],
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
+    # One validation of plain rows (FastAPI then only checks the instance and serialises it).
+    return PageOf[ListPublic].model_validate(
+        {
+            "items": result.items,
+            "total": result.total,
+            "page": result.page,
+            "page_size": result.page_size,
+        }
     )
 
 

@@ -148,8 +148,8 @@ async def campaign_page(
 
 async def campaign_page_with_jobs(
     session: AsyncSession, user_id: uuid.UUID, *, page: int, page_size: int, status: str | None
-) -> Page[Campaign]:
-    """``campaign_page`` with each campaign's jobs loaded (two statements for any page)."""
+) -> Page[dict[str, Any]]:
+    """``campaign_page`` with each campaign's jobs, newest first (two statements for any page)."""
     repo = CampaignRepository(session)
     return await repo.page_with_jobs(user_id, page=page, page_size=page_size, status=status)
 
@@ -296,7 +296,7 @@ async def list_page(
     archived: bool | None,
     tags: Sequence[str] = (),
     any_tags: Sequence[str] = (),
-) -> Page[CreatorList]:
+) -> Page[dict[str, Any]]:
     """The caller's lists, most recently changed first, with their (always current) stats;
     optionally those holding every tag of ``tags`` and one of ``any_tags``."""
     repo = ListRepository(session)

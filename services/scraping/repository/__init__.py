@@ -1,8 +1,9 @@
 """Every SQL statement of the scraping service, one module per concern."""
 
+from ..schemas import COUNT_CAP
 from .enrichments import EnrichmentRepository, ItemView
 from .jobs import JobRepository, ResultsPage, validate_window
-from .results import COUNT_CAP, NarrowedPage, ResultsRepository
+from .results import NarrowedPage, ResultsRepository
 from .work import WorkRepository
 
 __all__ = [

@@ -7,7 +7,7 @@ A job's creators sit in ``scraping_results`` batches of ≤ ``RESULT_BATCH_MAX``
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -16,15 +16,20 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from shared.db import DriverQuery
-from shared.models import Campaign, ScrapingJob, ScrapingJobCreator
+from shared.models import (
+    Campaign,
+    ScrapingJob,
+    ScrapingJobCreator,
+    ScrapingJobKeyword,
+    ScrapingUserDay,
+)
 from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.pagination import InvalidPage, Page, PageQuery, newest_first
 
-from ..schemas import MAX_RESULTS_LIMIT
+from ..schemas import COUNT_CAP, MAX_RESULTS_LIMIT
 
 LIVE = (JobStatus.pending, JobStatus.processing)
 _keys: sa.Table = ScrapingJobCreator.__table__  # type: ignore[assignment]
@@ -140,26 +145,65 @@ def validate_window(offset: int, limit: int) -> None:
         raise InvalidPage(f"limit must be between 1 and {MAX_RESULTS_LIMIT}, got {limit!r}.")
 
 
+def capped_count(stmt: sa.Select) -> sa.ScalarSelect:
+    """How many rows ``stmt`` selects, counting no further than ``COUNT_CAP + 1`` (then the
+    listing shows ``COUNT_CAP`` and says it stopped: ``schemas.capped``)."""
+    matching = stmt.order_by(None).with_only_columns(
+        sa.literal_column("1"), maintain_column_froms=True
+    )
+    return sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
+
+
+# What a jobs listing shows of a job (JobPublic), fetched as plain rows: no ORM objects, and
+# never ``search_params`` (the runner state, the big JSONB).
+LISTING_COLUMNS = (
+    ScrapingJob.id,
+    ScrapingJob.campaign_id,
+    ScrapingJob.status,
+    ScrapingJob.platform,
+    ScrapingJob.search_type,
+    ScrapingJob.keywords,
+    ScrapingJob.target_username,
+    ScrapingJob.region,
+    ScrapingJob.target_results,
+    ScrapingJob.processed_results,
+    ScrapingJob.processed_runs,
+    ScrapingJob.progress,
+    ScrapingJob.error,
+    ScrapingJob.created_at,
+    ScrapingJob.started_at,
+    ScrapingJob.completed_at,
+    ScrapingJob.timeout_at,
+)
+LISTING_FIELDS = tuple(c.key for c in LISTING_COLUMNS)
+
+
 @cache
 def _listing(campaign: bool, status: bool, keyword: bool) -> PageQuery:
     """The user's jobs page for one combination of filters, built once (values are bind
-    parameters). ``keywords @> '["…"]'`` is answered by the GIN index; ``search_params`` (the
-    runner state, the big JSONB) is not loaded, and touching it raises. The total comes from
-    the pagination helper's count subquery, never ``count(*) OVER ()``, which would read every
-    matching row before LIMIT."""
-    stmt = (
-        sa.select(ScrapingJob)
-        .options(defer(ScrapingJob.search_params, raiseload=True))
-        .where(ScrapingJob.user_id == sa.bindparam("user_id", type_=sa.Uuid))
-    )
+    parameters), on the driver as plain rows. With ``keyword``, the page walks the user's
+    entries of that keyword in ``scraping_job_keywords`` (newest first) and reads only the
+    page's jobs. The total is capped (``capped_count``): a page never counts every match."""
+    user = sa.bindparam("user_id", type_=sa.Uuid)
+    stmt = sa.select(*LISTING_COLUMNS)
+    if keyword:
+        k = ScrapingJobKeyword
+        entries = (k.user_id == user, k.keyword == sa.bindparam("keyword", type_=sa.Text))
+        found = sa.select(k.job_id).where(*entries)
+        stmt = stmt.join_from(k, ScrapingJob, ScrapingJob.id == k.job_id).where(*entries)
+        order: tuple[sa.ColumnElement, ...] = (k.job_created_at.desc(), k.job_id.desc())
+    else:
+        found = None
+        stmt = stmt.where(ScrapingJob.user_id == user)
+        order = newest_first(ScrapingJob)
     if campaign:
         stmt = stmt.where(ScrapingJob.campaign_id == sa.bindparam("campaign_id", type_=sa.Uuid))
     if status:
         stmt = stmt.where(ScrapingJob.status == sa.bindparam("status", type_=sa.String))
-    if keyword:
-        keywords = sa.bindparam("keywords", type_=ScrapingJob.keywords.type)
-        stmt = stmt.where(ScrapingJob.keywords.contains(keywords))
-    return PageQuery.build(stmt, order_by=newest_first(ScrapingJob))
+    # A keyword alone is counted in its index range only (index-only), not through the jobs.
+    counted = found if found is not None and not (campaign or status) else stmt
+    return PageQuery.build(stmt, order_by=order, total=capped_count(counted).scalar_subquery(),
+                           driver=True)  # fmt: skip
 
 
 class JobRepository:
@@ -212,17 +256,21 @@ class JobRepository:
         keyword: str | None = None,
         page: int,
         page_size: int,
-    ) -> Page[ScrapingJob]:
-        """The user's jobs, newest first, optionally of one campaign, status or keyword."""
+    ) -> Page[dict[str, Any]]:
+        """The user's jobs as dicts of ``LISTING_FIELDS``, newest first, optionally of one
+        campaign, status or keyword; ``total`` is counted up to ``COUNT_CAP + 1``
+        (``schemas.capped`` says what to show)."""
         params: dict[str, Any] = {"user_id": user_id}
         if campaign_id is not None:
             params["campaign_id"] = campaign_id
         if status is not None:
             params["status"] = status
         if keyword is not None:
-            params["keywords"] = [keyword]
+            params["keyword"] = keyword
         query = _listing(campaign_id is not None, status is not None, keyword is not None)
-        return await query.run(self.session, params, page=page, page_size=page_size)
+        found = await query.run(self.session, params, page=page, page_size=page_size)
+        items = [dict(zip(LISTING_FIELDS, row, strict=True)) for row in found.items]
+        return replace(found, items=items)
 
     async def overdue(self, now: datetime, limit: int) -> list[uuid.UUID]:
         """Live jobs past their deadline (partial index ``ix_scraping_jobs_timeout_at_live``)."""
@@ -254,6 +302,12 @@ class JobRepository:
             stmt = stmt.where(ScrapingJob.campaign_id == campaign_id)
         result = await self.session.execute(stmt)
         return result.rowcount or 0
+
+    async def delete_user_days(self, user_id: uuid.UUID) -> None:
+        """The user's search counters by day (``scraping_user_days``), once their jobs are gone."""
+        await self.session.execute(
+            sa.delete(ScrapingUserDay).where(ScrapingUserDay.user_id == user_id)
+        )
 
     async def stored_count(self, job_id: uuid.UUID) -> int:
         """The DB truth of how many creators a job holds (index-only on the dedupe key)."""

@@ -31,11 +31,8 @@ from shared.db import DriverQuery
 from shared.queries.pagination import InvalidPage
 from shared.results import ResultsFilter, ResultsSort
 
-from ..schemas import MAX_NARROWED_OFFSET
+from ..schemas import COUNT_CAP, MAX_NARROWED_OFFSET, capped
 from .jobs import validate_window
-
-# The most creators a search stores (``ck_scraping_jobs_target_results_range``).
-COUNT_CAP = 1_000
 
 _ORDER = {
     ResultsSort.found: "{t}.ordinal",
@@ -201,11 +198,8 @@ class ResultsRepository:
         total, fetched, items = row
         more = fetched > limit
         count = min(fetched, limit)
-        capped = bool(filters) and total > COUNT_CAP
-        return NarrowedPage(
-            items or "[]", count, min(total, COUNT_CAP) if capped else total, capped, more,
-            offset, limit,
-        )  # fmt: skip
+        total, total_capped = capped(total) if filters else (total, False)
+        return NarrowedPage(items or "[]", count, total, total_capped, more, offset, limit)
 
     async def job_platform(self, user_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
         """The platform of the user's job, or None when it is not theirs (or gone)."""

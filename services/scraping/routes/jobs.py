@@ -21,7 +21,16 @@ from shared.web import (
 )
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..schemas import JobCreate, JobPage, JobPublic, ResultsPage, ResultsQuery
+from ..schemas import (
+    TOTAL_CAPPED,
+    TOTAL_CAPPED_DOC,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    ResultsPage,
+    ResultsQuery,
+    capped,
+)
 from ..service import JobService, ResultsService
 
 router = APIRouter(tags=["jobs"])
@@ -55,26 +64,35 @@ async def create_job(
     return JobPublic.of(job)
 
 
-@router.get("/jobs", response_model=JobPage, summary="List my jobs")
+@router.get(
+    "/jobs",
+    response_model=JobPage,
+    summary="List my jobs",
+    responses={200: {"headers": TOTAL_CAPPED_DOC}},
+)
 async def list_jobs(
     user_id: CallerId,
     session: ReadSessionDep,
+    response: Response,
     campaign_id: uuid.UUID | None = None,
     status: JobStatus | None = None,
     keyword: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:
-    """Newest first; ``keyword`` matches jobs whose keywords contain it (JSONB GIN index)."""
+    """Newest first; ``keyword`` keeps jobs with that keyword (exactly as the search was given
+    it). ``total`` is exact up to 1,000 jobs (then 1,000 and ``X-Total-Capped: true``): a page
+    costs the same however many jobs the caller has or match."""
     found = await JobService(session).page(
         user_id, campaign_id=campaign_id, status=status, keyword=keyword,
         page=page, page_size=page_size,
     )  # fmt: skip
-    return JobPage(
-        items=[JobPublic.of(j) for j in found.items],
-        total=found.total,
-        page=page,
-        page_size=page_size,
+    total, total_capped = capped(found.total)
+    if total_capped:
+        response.headers.update(TOTAL_CAPPED)
+    # One validation of plain rows (FastAPI then only checks the instance and serialises it).
+    return JobPage.model_validate(
+        {"items": found.items, "total": total, "page": page, "page_size": page_size}
     )
 
 
@@ -94,7 +112,7 @@ async def get_job(job_id: uuid.UUID, user_id: CallerId, session: ReadSessionDep)
     "/jobs/{job_id}/results",
     response_model=ResultsPage,
     summary="A page of creators, narrowed and sorted",
-    responses=error_responses(JobNotFound),
+    responses={**error_responses(JobNotFound), 200: {"headers": TOTAL_CAPPED_DOC}},
 )
 async def job_results(
     job_id: uuid.UUID,
@@ -106,17 +124,17 @@ async def job_results(
     ``verified``, ``has_email`` and ``q`` (a case-insensitive substring of username, display
     name or bio) narrow them, ``sort`` orders them (``found``, ``followers_desc``,
     ``followers_asc``; unknown follower counts last). ``total`` counts the narrowed set, exactly
-    up to 1,000 matches (then ``X-Total-Capped: true``). Every item carries its
+    up to 1,000 matches (then 1,000 and ``X-Total-Capped: true``). Every item carries its
     ``creator_key``. A page costs the same whatever the job's size. One statement: the caller
     is resolved inside it, so this route does not take ``CallerId``."""
     offset, limit = query.offset, query.limit
-    capped = False
+    total_capped = False
     if query.narrows or query.sort != ResultsSort.found:
         narrowed = await ResultsService(session).narrowed(
             principal.clerk_user_id, job_id, query, offset=offset, limit=limit
         )
         items, total, next_offset = narrowed.items_json, narrowed.total, narrowed.next_offset
-        capped = narrowed.total_capped
+        total_capped = narrowed.total_capped
     else:
         page = await JobService(session).results(
             principal.clerk_user_id, job_id, offset=offset, limit=limit
@@ -127,7 +145,7 @@ async def job_results(
         {"total": total, "offset": offset, "limit": limit, "next_offset": next_offset}
     )
     body = b'{"items":' + items.encode() + b"," + head[1:]
-    headers = {"X-Total-Capped": "true"} if capped else None
+    headers = TOTAL_CAPPED if total_capped else None
     return Response(body, media_type="application/json", headers=headers)
 
 

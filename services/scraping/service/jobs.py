@@ -276,7 +276,9 @@ class JobService:
         keyword: str | None,
         page: int,
         page_size: int,
-    ) -> Page[ScrapingJob]:
+    ) -> Page[dict[str, Any]]:
+        """The user's jobs as plain dicts (``JobPublic`` fields); ``total`` counted up to
+        ``COUNT_CAP + 1`` (``schemas.capped``)."""
         return await self.repo.page(
             user_id, campaign_id=campaign_id, status=status, keyword=keyword,
             page=page, page_size=page_size,
@@ -363,9 +365,11 @@ class JobService:
     # --- purge ---------------------------------------------------------------------------
 
     async def purge_user(self, user_id: uuid.UUID, clerk_user_id: str) -> int:
-        """The user is gone: delete every job (results and keys cascade), and acknowledge with
-        ``scraping.user.purged`` in the same transaction. Billing settles its own quota."""
+        """The user is gone: delete every job (results and keys cascade) and the user's search
+        counters by day, and acknowledge with ``scraping.user.purged`` in the same transaction.
+        Billing settles its own quota."""
         deleted = await self.repo.delete_jobs(user_id=user_id)
+        await self.repo.delete_user_days(user_id)
         await record_user_purged(self.session, service=SERVICE, user_id=user_id,
                                  clerk_user_id=clerk_user_id)  # fmt: skip
         return deleted

@@ -11,6 +11,11 @@ from shared.models.scraping import RESULT_BATCH_MAX
 
 from .state import AUDIENCE_KEYS, HEAVY_JOB_SHARE, KEYWORDS, Seeding, zipf_cum
 
+# Live jobs were created in the last LIVE_MINUTES, at most as many per user as
+# ``rate_limit_job_creates_per_minute`` (30 by default) lets one user create in that time.
+LIVE_MINUTES = 20
+MAX_LIVE_PER_USER = 30 * LIVE_MINUTES
+
 
 def creator_key(j: int, ordinal: int) -> str:
     """A bijection of the ordinal (mod 2^24): keys are unique within a job but overlap between
@@ -82,9 +87,18 @@ def write_jobs(s: Seeding) -> None:
     statuses = [
         JobStatus.completed.value if stored[j] else rng.choice(other) for j in range(n_jobs)
     ]
+    # Live jobs are recent (none past its timeout), and no user has more than job creation's
+    # rate limit lets one start in that time; the others have ended.
+    live_of = [0] * s.n_users
+    ended = ("error", "timeout", "cancelled")
     for j, status in enumerate(statuses):
-        if status in ("pending", "processing"):  # live jobs are recent: none past its timeout
-            created[j] = now - timedelta(minutes=rng.random() * 20)
+        if status in ("pending", "processing"):
+            owner = s.owners[job_campaign[j]]
+            if live_of[owner] >= MAX_LIVE_PER_USER:
+                statuses[j] = ended[j % len(ended)]
+                continue
+            live_of[owner] += 1
+            created[j] = now - timedelta(minutes=rng.random() * LIVE_MINUTES)
 
     def jobs() -> Iterator[tuple]:
         for j in range(n_jobs):
