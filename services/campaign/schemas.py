@@ -132,7 +132,7 @@ class CampaignJob(Public):
     search_type: str
     keywords: list[str] | None
     status: str
-    progress: int
+    progress: float  # percent, two decimals (12.35)
     processed_results: int
     target_results: int
     created_at: datetime

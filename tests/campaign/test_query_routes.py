@@ -2,6 +2,8 @@
 (``GET /campaigns?include=jobs``, constant statements) and JSONB containment / key-exists
 filters (``GET /lists?tag=`` / ``?any_tag=``, on a GIN index)."""
 
+from decimal import Decimal
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..factories import make_campaign, make_job, make_list
@@ -14,7 +16,9 @@ async def test_campaigns_with_jobs_cost_two_statements_for_any_page(
     small, big = await make_owner(), await make_owner()
     async with AsyncSession(committed, expire_on_commit=False) as session:
         first = await make_campaign(session, small.user)
-        job = await make_job(session, first, status="completed", processed_results=7)
+        job = await make_job(
+            session, first, status="processing", processed_results=7, progress=Decimal("12.35")
+        )
         for i in range(30):
             campaign = await make_campaign(session, big.user)
             for _ in range(i % 4):
@@ -37,6 +41,7 @@ async def test_campaigns_with_jobs_cost_two_statements_for_any_page(
         one = (await client.get("/campaigns?include=jobs", headers=small.headers)).json()
         assert one["items"][0]["jobs"][0]["id"] == str(job.id)
         assert one["items"][0]["jobs"][0]["processed_results"] == 7
+        assert one["items"][0]["jobs"][0]["progress"] == 12.35  # percent, not truncated
         plain = (await client.get("/campaigns", headers=small.headers)).json()
         assert "jobs" not in plain["items"][0]
         refused = await client.get("/campaigns?include=everything", headers=small.headers)
