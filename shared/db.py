@@ -198,7 +198,8 @@ _READ_POOLS: "weakref.WeakKeyDictionary[sa.Engine, ReadPool]" = weakref.WeakKeyD
 
 
 class ReadPool:
-    """Autocommit psycopg connections for the driver-path reads of read sessions.
+    """Autocommit psycopg connections for the driver-path reads of read sessions (and for the
+    rare write that is one statement, its own transaction: ``DriverQuery.autocommit``).
 
     An autocommit read is its own snapshot, so which connection runs it changes nothing; run
     here, a read skips SQLAlchemy's pool checkout and return and the greenlet hops around them
@@ -367,6 +368,16 @@ class DriverQuery:
         self, session: AsyncSession, params: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         return await self._run(session, params, self._named)
+
+    async def autocommit(self, engine: AsyncEngine, params: Mapping[str, Any]) -> tuple | None:
+        """The first row of a statement that is its own transaction (one upsert deciding a
+        rate limit), run in autocommit on ``engine``'s :class:`ReadPool`."""
+        reads = read_pool(engine)
+        if reads is None:
+            raise ValueError("this engine has no ReadPool; build it with shared.db.make_engine")
+        return await reads.execute(
+            self.sql, {**self.defaults, **self._processed(params)}, _fetchone
+        )
 
     async def _named(self, cursor: psycopg.AsyncCursor) -> dict[str, Any] | None:
         row = await cursor.fetchone()

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import Principal
+from shared.db import DriverQuery
 from shared.errors import DependencyUnavailable, RateLimited
 from shared.web import CurrentUser, database_gate, report_failure
 from shared.web.openapi import raises
@@ -36,6 +37,9 @@ _RETRY_AFTER = sa.text(
     FROM rate_limits WHERE key = :key
     """
 )
+
+_DECIDE_DRIVER = DriverQuery(_DECIDE)
+_RETRY_AFTER_DRIVER = DriverQuery(_RETRY_AFTER)
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,16 @@ class Limit:
 
 
 async def hit(engine: AsyncEngine, key: str, limit: Limit) -> float | None:
-    """Spend one request of ``key``'s budget: ``None`` when allowed, else seconds to wait."""
+    """Spend one request of ``key``'s budget: ``None`` when allowed, else seconds to wait.
+
+    The decision is one upsert, its own transaction: it runs in autocommit on the driver (the
+    engine's ``ReadPool``), with no ``BEGIN``/``COMMIT`` round trips around it. Only a refused
+    request asks, in a second statement, how long to wait."""
     params = {"key": key, "t": limit.interval, "window": limit.window}
-    async with engine.begin() as conn:
-        if (await conn.execute(_DECIDE, params)).first() is not None:
-            return None
-        wait = await conn.scalar(_RETRY_AFTER, params)
-    return max(float(wait or 0), 0.001)
+    if await _DECIDE_DRIVER.autocommit(engine, params) is not None:
+        return None
+    wait = await _RETRY_AFTER_DRIVER.autocommit(engine, params)
+    return max(float(wait[0] if wait and wait[0] is not None else 0), 0.001)
 
 
 async def enforce(engine: AsyncEngine, key: str, limit: Limit) -> None:
