@@ -330,13 +330,17 @@ class DriverQuery:
         convert = self.processors
         return {k: convert[k](v) if k in convert else v for k, v in params.items()}
 
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters psycopg receives for ``params`` (with the statement's own)."""
+        return {**self.defaults, **self._processed(params)}
+
     async def _run(
         self,
         session: AsyncSession | AsyncConnection,
         params: Mapping[str, Any],
         fetch: Callable[[psycopg.AsyncCursor], Awaitable[T]],
     ) -> T:
-        values = {**self.defaults, **self._processed(params)}
+        values = self.bind(params)
         if isinstance(session, AsyncSession):
             reads: ReadPool | None = session.info.get(READS)
             if reads is not None:

@@ -58,6 +58,7 @@ WITH input AS (
     JOIN creator_profiles p ON p.platform = i.platform AND p.external_id = i.external_id
     WHERE NOT EXISTS (
         SELECT 1 FROM list_items li WHERE li.list_id = :list_id AND li.creator_id = p.id)
+      AND EXISTS (SELECT 1 FROM creator_lists WHERE id = :list_id AND user_id = :user_id)
 ), top AS (
     SELECT coalesce(max(position), -1) AS position FROM list_items WHERE list_id = :list_id
 ), inserted AS (
@@ -76,7 +77,7 @@ WITH input AS (
         follower_sum = follower_sum + (
             SELECT coalesce(sum(p.followers), 0)
             FROM inserted JOIN creator_profiles p ON p.id = inserted.creator_id)
-    WHERE id = :list_id
+    WHERE id = :list_id AND user_id = :user_id
     RETURNING creator_count
 )
 SELECT (SELECT count(*) FROM inserted) AS added, (SELECT creator_count FROM stats) AS total
@@ -341,12 +342,26 @@ class ListRepository:
 
     async def add_items(
         self, list_id: uuid.UUID, user_id: uuid.UUID, items: list[dict[str, Any]]
-    ) -> int:
-        """Append ``items`` not yet in the list (their profiles already upserted); returns how
-        many went in. One statement for any batch size. The caller holds the list's row lock."""
-        row = await _ADD_ITEMS_DRIVER.first(
-            self.session, {"rows": _json(items), "list_id": list_id, "user_id": user_id}
-        )
+    ) -> int | None:
+        """Lock this user's list and append ``items`` not yet in it (their profiles already
+        upserted): how many went in, or None when the list is not theirs (nothing went in).
+
+        Two statements, sent together in one round trip (psycopg's pipeline mode): the lock,
+        then the append, each with its own snapshot, the append's taken once the lock is held,
+        so it sees every item a previous holder committed. The lock is held from the server's
+        reply to the commit, not across a round trip and the event loop's turn in between.
+        """
+        conn = await self.session.connection()
+        driver = conn.sync_connection.connection.driver_connection
+        owner = {"list_id": list_id, "user_id": user_id}
+        async with driver.pipeline():
+            locked = await driver.execute(_LOCK_LIST.sql, _LOCK_LIST.bind(owner))
+            appended = await driver.execute(
+                _ADD_ITEMS_DRIVER.sql, _ADD_ITEMS_DRIVER.bind({**owner, "rows": _json(items)})
+            )
+        if await locked.fetchone() is None:
+            return None
+        row = await appended.fetchone()
         assert row is not None  # the statement answers one row of counts
         return row[0]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..errors import ListNotFound
 from ..repository import ListRepository
 from ..schemas import CreatorInput, ItemChange
 from .campaigns import ITEM_FIELDS, PROFILE_FIELDS, require_list
@@ -38,8 +39,9 @@ async def add_items(
     # (Taking the list lock after the profiles' cannot deadlock: no holder of a list lock
     # waits on a profile.) Another user's list rolls the profiles back with the rest.
     await repository.add_profiles(profiles)
-    await require_list(session, user_id, list_id, lock=True)
     added = await repository.add_items(list_id, user_id, items)
+    if added is None:
+        raise ListNotFound()
     return {"added": added, "skipped": len(creators) - added, "attempted": len(creators)}
 
 
