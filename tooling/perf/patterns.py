@@ -123,7 +123,7 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
         ),
         # scraping: GET /jobs?keyword=
         Pattern(
-            "jobs by keyword (@>)",
+            "jobs by keyword",
             lambda s: JobRepository(s).page(
                 heavy, keyword=record["keyword"], page=1, page_size=PAGE_SIZE
             ),
