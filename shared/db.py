@@ -3,8 +3,6 @@
 import asyncio
 import logging
 import math
-import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -20,7 +18,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from shared import sqltrace
+from shared import readpool, sqltrace
+from shared.readpool import POOL_RECYCLE_SECONDS, ReadPool, read_pool
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("scout.db")
@@ -111,14 +110,9 @@ def make_engine(
     )
     # Every statement is visible to recorders at the driver, whatever path sent it.
     sqltrace.trace(engine)
-    # The autocommit reads' own connections (ReadPool), dropped whenever the engine's pool is.
-    reads = ReadPool(connect, engine, size=pool_size, timeout=pool_timeout)
-    _READ_POOLS[engine.sync_engine] = reads
-    sa.event.listen(engine.sync_engine, "engine_disposed", lambda _engine: reads.drop_idle())
+    # The autocommit reads' own connections, dropped whenever the engine's pool is.
+    readpool.attach(engine, connect, size=pool_size, timeout=pool_timeout)
     return engine
-
-
-POOL_RECYCLE_SECONDS = 1800
 
 
 def engine_for(
@@ -190,111 +184,10 @@ async def run_hooks(session: AsyncSession, *, committed: bool) -> None:
             log.exception("db.hook_failed", extra={"committed": committed})
 
 
-# --- the autocommit reads' own connections ------------------------------------------------------
-
-T = TypeVar("T")
-Connect = Callable[[], Awaitable[psycopg.AsyncConnection]]
-_READ_POOLS: "weakref.WeakKeyDictionary[sa.Engine, ReadPool]" = weakref.WeakKeyDictionary()
-
-
-class ReadPool:
-    """Autocommit psycopg connections for the driver-path reads of read sessions (and for the
-    rare write that is one statement, its own transaction: ``DriverQuery.autocommit``).
-
-    An autocommit read is its own snapshot, so which connection runs it changes nothing; run
-    here, a read skips SQLAlchemy's pool checkout and return and the greenlet hops around them
-    (measured by ``scout db perf`` on the profile read). Every engine built by
-    :func:`make_engine` has one (:func:`read_pool`), with the engine's connect (its timeouts and
-    name-lookup bound), its statement tracing, up to ``size`` connections opened lazily, and the
-    engine's pool timeout and recycle age. It is dropped whenever the engine's pool is
-    (``engine.dispose()``: the database gate reopening, shutdown); a connection a failure left
-    unusable is closed, and one that shows the server gone drops every idle one too, as
-    SQLAlchemy invalidates its pool on a disconnect.
-    """
-
-    def __init__(self, connect: Connect, engine: AsyncEngine, *, size: int, timeout: float) -> None:
-        self._connect, self._engine = connect, weakref.ref(engine)
-        self.size, self.timeout = size, timeout
-        self._idle: list[tuple[psycopg.AsyncConnection, float]] = []
-        self._slots: asyncio.Semaphore | None = None
-        self.checked_out = 0
-
-    async def execute(
-        self,
-        sql: str,
-        params: Mapping[str, Any],
-        fetch: Callable[[psycopg.AsyncCursor], Awaitable[T]],
-    ) -> T:
-        """Run ``sql`` on a pooled connection and return ``fetch(cursor)``."""
-        slots = self._slots
-        if slots is None:  # made here: a semaphore belongs to the loop that first waits on it
-            slots = self._slots = asyncio.Semaphore(self.size)
-        if slots.locked():
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await slots.acquire()
-            except TimeoutError:
-                raise sa.exc.TimeoutError(
-                    f"no read connection free within {self.timeout:g} s (pool of {self.size})"
-                ) from None
-        else:
-            await slots.acquire()
-        self.checked_out += 1
-        held: tuple[psycopg.AsyncConnection, float] | None = None
-        try:
-            held = await self._take()
-            result = await fetch(await held[0].cursor().execute(sql, params))
-        except BaseException:
-            if held is not None:
-                self._discard_if_unusable(held)
-            raise
-        else:
-            self._idle.append(held)
-        finally:
-            self.checked_out -= 1
-            slots.release()
-        return result
-
-    async def _take(self) -> tuple[psycopg.AsyncConnection, float]:
-        """An idle connection (the most recently used), or a new one."""
-        while self._idle:
-            held = self._idle.pop()
-            if time.monotonic() - held[1] < POOL_RECYCLE_SECONDS and not held[0].closed:
-                return held
-            held[0].pgconn.finish()
-        conn = await self._connect()
-        engine = self._engine()
-        if engine is not None:
-            sqltrace.adopt(engine, conn)
-        await conn.set_autocommit(True)
-        return conn, time.monotonic()
-
-    def _discard_if_unusable(self, held: tuple[psycopg.AsyncConnection, float]) -> None:
-        """After a failure: keep a connection still idle (a statement error in autocommit leaves
-        it so), close any other; a broken one means the server went away, so drop them all."""
-        conn = held[0]
-        if conn.broken or conn.closed:
-            self.drop_idle()
-        elif conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            self._idle.append(held)
-            return
-        conn.pgconn.finish()
-
-    def drop_idle(self) -> None:
-        """Close every idle connection (none is in use by anyone: closing is immediate)."""
-        idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            conn.pgconn.finish()
-
-
-def read_pool(engine: AsyncEngine) -> ReadPool | None:
-    """The engine's :class:`ReadPool` (None for an engine not built by :func:`make_engine`)."""
-    return _READ_POOLS.get(engine.sync_engine)
-
-
 # --- the driver path of the hottest reads --------------------------------------------------------
 
 _DIALECT = PGDialectAsync_psycopg()
+T = TypeVar("T")
 
 
 class DriverQuery:

@@ -84,7 +84,9 @@ async def test_dashboard_counts_match_the_tables(seeded, perf_url, conn):
     assert board["lists"] == lists
     recent_jobs = conn.execute(
         "SELECT count(*), coalesce(sum(processed_results), 0) FROM scraping_jobs"
-        " WHERE user_id = %s AND created_at >= now() - interval '30 days'",
+        # The dashboard's window: whole UTC days, today and the 29 before it.
+        " WHERE user_id = %s AND created_at >= ((now() AT TIME ZONE 'UTC')::date - 29)"
+        "::timestamp AT TIME ZONE 'UTC'",
         (user,),
     ).fetchone()
     assert board["searches_last_30_days"] == recent_jobs[0]

@@ -190,12 +190,9 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 
 
-_OWNED_LIST = sa.select(sa.literal(1)).where(
-    CreatorList.id == sa.bindparam("list_id", type_=sa.Uuid),
-    CreatorList.user_id == sa.bindparam("user_id", type_=sa.Uuid),
-)
-_HAS_LIST = DriverQuery(_OWNED_LIST)
-_LOCK_LIST = DriverQuery(_OWNED_LIST.with_for_update())
+_OWNED_LIST = "SELECT 1 FROM creator_lists WHERE id = :list_id AND user_id = :user_id"
+_HAS_LIST = DriverQuery(sa.text(_OWNED_LIST))
+_LOCK_LIST = DriverQuery(sa.text(f"{_OWNED_LIST} FOR UPDATE"))
 
 
 # What a listing shows of a list (ListPublic), fetched as plain rows: no ORM objects.
@@ -285,8 +282,7 @@ class ListRepository:
         return await self.session.scalar(stmt)
 
     async def hold(self, user_id: uuid.UUID, list_id: uuid.UUID, *, lock: bool = False) -> bool:
-        """Whether this user has the list (one statement on the driver, no ORM object);
-        ``lock`` takes its row lock, which serialises item writes to it."""
+        """Whether this user has the list (one driver statement); ``lock`` takes its row lock."""
         query = _LOCK_LIST if lock else _HAS_LIST
         return await query.first(self.session, {"list_id": list_id, "user_id": user_id}) is not None
 
@@ -336,21 +332,16 @@ class ListRepository:
         return {bucket: n for bucket, n in rows.all()}
 
     async def add_profiles(self, profiles: list[dict[str, Any]]) -> None:
-        """Upsert ``profiles`` into the shared catalogue (one statement for any batch). It takes
-        no list's lock, so a bulk add runs it before locking its list."""
+        """Upsert ``profiles`` (one statement); it needs no list lock, so it runs before one."""
         await _INSERT_PROFILES_DRIVER.run(self.session, {"rows": _json(profiles)})
 
     async def add_items(
         self, list_id: uuid.UUID, user_id: uuid.UUID, items: list[dict[str, Any]]
     ) -> int | None:
-        """Lock this user's list and append ``items`` not yet in it (their profiles already
-        upserted): how many went in, or None when the list is not theirs (nothing went in).
-
-        Two statements, sent together in one round trip (psycopg's pipeline mode): the lock,
-        then the append, each with its own snapshot, the append's taken once the lock is held,
-        so it sees every item a previous holder committed. The lock is held from the server's
-        reply to the commit, not across a round trip and the event loop's turn in between.
-        """
+        """Lock this user's list and append ``items`` (profiles upserted already): how many went
+        in, or None when the list is not theirs. The lock and the append go in one round trip
+        (pipeline mode); the append's own snapshot, taken once the lock is held, sees every item
+        a previous holder committed, and the lock waits on no round trip in between."""
         conn = await self.session.connection()
         driver = conn.sync_connection.connection.driver_connection
         owner = {"list_id": list_id, "user_id": user_id}
