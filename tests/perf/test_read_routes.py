@@ -86,8 +86,13 @@ async def test_read_routes_run_without_a_transaction(service_settings, committed
             client, modes, ["/jobs", f"/jobs/{job.id}", f"/jobs/{job.id}/results"], headers
         )
 
-    async with recorded(billing_app(service_settings)) as (client, modes):
+    billing = billing_app(service_settings)
+    async with recorded(billing) as (client, modes):
         await get_all_autocommit(client, modes, ["/plans", "/billing/status"], headers)
+        # A read session that took a connection of SQLAlchemy's pool (its Core or ORM reads)
+        # gave it back once the answer was sent: none is left checked out.
+        pool = billing.state.engine.sync_engine.pool
+        assert pool.checkedin() >= 1 and pool.checkedout() == 0
 
     # GET /me of a user that exists is one read; only a user not seen yet is created.
     async with recorded(identity_app(service_settings)) as (client, modes):
