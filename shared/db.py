@@ -238,11 +238,7 @@ class DriverQuery:
             reads: ReadPool | None = session.info.get(READS)
             if reads is not None:
                 return await reads.execute(self.sql, values, fetch)
-            conn = await session.connection()
-        else:
-            conn = session
-        # Already checked out by connection(): reading it does no I/O, so no greenlet needed.
-        driver = conn.sync_connection.connection.driver_connection
+        driver = await driver_connection(session)
         return await fetch(await driver.execute(self.sql, values))
 
     async def all(
@@ -272,9 +268,7 @@ class DriverQuery:
         reads = read_pool(engine)
         if reads is None:
             raise ValueError("this engine has no ReadPool; build it with shared.db.make_engine")
-        return await reads.execute(
-            self.sql, {**self.defaults, **self._processed(params)}, _fetchone
-        )
+        return await reads.execute(self.sql, self.bind(params), _fetchone)
 
     async def _named(self, cursor: psycopg.AsyncCursor) -> dict[str, Any] | None:
         row = await cursor.fetchone()
@@ -284,6 +278,13 @@ class DriverQuery:
             # Building ``cursor.description`` costs ~2.5 µs a column per call: once is enough.
             self.names = tuple(c.name for c in cursor.description)
         return dict(zip(self.names, row, strict=True))
+
+
+async def driver_connection(session: AsyncSession | AsyncConnection) -> psycopg.AsyncConnection:
+    """The psycopg connection under ``session`` (in its transaction, if it has one)."""
+    conn = await session.connection() if isinstance(session, AsyncSession) else session
+    # Already checked out by connection(): reading it does no I/O, so no greenlet needed.
+    return conn.sync_connection.connection.driver_connection
 
 
 # Where a read session carries its engine's ReadPool (``session.info``).

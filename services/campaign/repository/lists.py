@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import DriverQuery
+from shared.db import DriverQuery, driver_connection
 from shared.models import CreatorList, CreatorProfile, ListItem
 from shared.queries.pagination import Page, PageQuery, validate_page
 
@@ -342,8 +342,7 @@ class ListRepository:
         in, or None when the list is not theirs. The lock and the append go in one round trip
         (pipeline mode); the append's own snapshot, taken once the lock is held, sees every item
         a previous holder committed, and the lock waits on no round trip in between."""
-        conn = await self.session.connection()
-        driver = conn.sync_connection.connection.driver_connection
+        driver = await driver_connection(self.session)
         owner = {"list_id": list_id, "user_id": user_id}
         async with driver.pipeline():
             locked = await driver.execute(_LOCK_LIST.sql, _LOCK_LIST.bind(owner))
