@@ -65,6 +65,29 @@ class Stack:
             raise RuntimeError(f"docker {' '.join(args)} exited {proc.returncode}: {err.decode()}")
         return out.decode().strip()
 
+    def up(self, wait_timeout: int) -> None:
+        """``up --wait``; when a service never becomes healthy, the error carries the state and
+        the last log lines of every container that is not, so a failure explains itself."""
+        try:
+            self.compose("up", "--detach", "--wait", "--wait-timeout", str(wait_timeout))
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.unhealthy_report()}") from None
+
+    def unhealthy_report(self, lines: int = 60) -> str:
+        out = self.compose("ps", "--all", "--format", "json", check=False).stdout.decode()
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        parts = []
+        for row in rows:
+            if row.get("Health") in ("", "healthy") and row.get("State") == "running":
+                continue
+            if row.get("State") == "exited" and row.get("ExitCode") == 0:
+                continue  # a one-shot service (migrate) that finished
+            name = row.get("Name", "?")
+            tail = self.engine.run("logs", "--tail", str(lines), name, check=False, timeout=60)
+            log = (tail.stdout + tail.stderr).decode(errors="replace")
+            parts.append(f"--- {name}: {row.get('Status')}\n{log}")
+        return "\n".join(parts) or "(every container is running and healthy)"
+
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
 

@@ -35,7 +35,7 @@ NODE_AWAY_S = 30.0
 async def cluster(fresh_project) -> Stack:
     stack = fresh_project(PROJECT, FILES)
     start = time.monotonic()
-    await asyncio.to_thread(stack.compose, "up", "--detach", "--wait", "--wait-timeout", "300")
+    await asyncio.to_thread(stack.up, 300)
     report("cluster", f"docker compose up --wait: healthy in {time.monotonic() - start:.0f} s")
     return stack
 

@@ -44,7 +44,7 @@ STOP_WITHIN_S = 10.0
 async def stack(fresh_project) -> Stack:
     stack = fresh_project(PROJECT)
     start = time.monotonic()
-    await asyncio.to_thread(stack.compose, "up", "--detach", "--wait", "--wait-timeout", "240")
+    await asyncio.to_thread(stack.up, 240)
     report(
         "stack",
         f"docker compose up --wait: all services healthy in {time.monotonic() - start:.0f} s",
