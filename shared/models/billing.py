@@ -199,14 +199,6 @@ class UsageReservation(TableBase, table=True):
             "expires_at",
             postgresql_where=sa.text("status = 'reserved'"),
         ),
-        # GET /billing/usage/history: a user's settled usage by month.
-        sa.Index(
-            "ix_usage_reservations_user_id_settled_at_confirmed",
-            "user_id",
-            "settled_at",
-            postgresql_where=sa.text("status = 'confirmed'"),
-            postgresql_include=["resource", "used_amount"],  # index-only
-        ),
     )
 
     user_id: uuid.UUID = user_fk()
