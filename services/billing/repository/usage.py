@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import DriverQuery
 from shared.models.enums import UsageResource
 
 COUNTER = {
@@ -284,8 +285,14 @@ ORDER BY m.month DESC
 """)
 
 
+# Run on the driver connection (``shared.db.DriverQuery``): at a fraction of a millisecond, the
+# statement is cheaper than SQLAlchemy's result handling around it.
+_HISTORY_DRIVER = DriverQuery(HISTORY)
+_HISTORY_FIELDS = ("month", *(r.value for r in UsageResource))
+
+
 async def usage_history(session: AsyncSession, user_id: uuid.UUID, months: int) -> list[dict]:
     """The user's confirmed usage per resource for each of the last ``months`` calendar months
     (UTC), newest first, months without usage as zeros."""
-    rows = await session.execute(HISTORY, {"uid": user_id, "months": months})
-    return [dict(row._mapping) for row in rows]
+    rows = await _HISTORY_DRIVER.all(session, {"uid": user_id, "months": months})
+    return [dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in rows]
