@@ -20,7 +20,9 @@ scraping_          finished enrichments (items cascade;      RETENTION_ENRICHMEN
 enrichments        stored creator profiles stay: the cache)
 =================  ========================================  ==================================
 
-Unpublished events, pending dead letters and live jobs are never pruned, however old.
+Unpublished events, pending dead letters and live jobs are never pruned, however old. Usage
+reservations are never pruned: ``billing_usage_months`` (what ``GET /billing/usage/history``
+reads) equals a recount of them, so deleting a confirmed one takes its amount out of its month.
 """
 
 import logging

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 from .base import NAMING_CONVENTION, TableBase
 from .billing import (
+    BillingUsageMonth,
     SubscriptionPlan,
     UsageReservation,
     UserBilling,
@@ -58,6 +59,7 @@ OWNERSHIP: dict[str, str] = {
     "user_billing": Service.billing,
     "user_usage": Service.billing,
     "usage_reservations": Service.billing,
+    "billing_usage_months": Service.billing,
     "campaigns": Service.campaign,
     "creator_profiles": Service.campaign,
     "creator_lists": Service.campaign,
@@ -93,6 +95,7 @@ __all__ = [
     "OWNERSHIP",
     "SHARED",
     "BackgroundJob",
+    "BillingUsageMonth",
     "Campaign",
     "CampaignUserStats",
     "CreatorEnrichment",

@@ -1,7 +1,7 @@
 """Tables owned by the billing service."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -199,14 +199,6 @@ class UsageReservation(TableBase, table=True):
             "expires_at",
             postgresql_where=sa.text("status = 'reserved'"),
         ),
-        # GET /billing/usage/history: a user's settled usage by month.
-        sa.Index(
-            "ix_usage_reservations_user_id_settled_at_confirmed",
-            "user_id",
-            "settled_at",
-            postgresql_where=sa.text("status = 'confirmed'"),
-            postgresql_include=["resource", "used_amount"],  # index-only
-        ),
     )
 
     user_id: uuid.UUID = user_fk()
@@ -217,3 +209,33 @@ class UsageReservation(TableBase, table=True):
     status: str = enum_column(ReservationStatus, default=ReservationStatus.reserved)
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
     settled_at: datetime | None = tz_timestamp()
+
+
+def _amount() -> Any:
+    return Field(
+        default=0,
+        sa_type=sa.BigInteger,
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.text("0")},
+    )
+
+
+class BillingUsageMonth(TableBase, table=True):
+    """A user's settled usage of one UTC calendar month (``month`` is its first day): the
+    ``used_amount`` of the user's confirmed reservations settled that month, one column per
+    resource. Kept by triggers on ``usage_reservations`` (migration 0014) in the same statement
+    as the reservations they count; reserving, releasing unused holds and expiring write nothing
+    here. ``GET /billing/usage/history`` reads the user's rows of its window, so it costs the
+    same whatever the user settled. No row means zeros; ``scout db analyze`` checks every row
+    against a recount."""
+
+    __tablename__ = "billing_usage_months"
+    __table_args__ = (sa.UniqueConstraint("user_id", "month"),)
+
+    user_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="users.id", ondelete="CASCADE", nullable=False
+    )
+    month: date = Field(sa_type=sa.Date, nullable=False)
+    campaigns: int = _amount()
+    creators: int = _amount()
+    enrichments: int = _amount()

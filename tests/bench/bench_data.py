@@ -13,8 +13,8 @@
 3. Cost growth: the results page (offset 0 and last page) in jobs of 1k, 10k and 100k creators,
    and campaigns page 1 for users with 10, 1k and 100k campaigns. Page cost should stay flat.
 4. What the per-user counters cost the writes: a campaign insert, a list add, a job insert, a
-   job's completion and a running job's progress update, with the counters' triggers on and
-   off, interleaved.
+   job's completion, a running job's progress update and a usage reservation's confirm, with
+   the counters' triggers on and off, interleaved.
 
 Run: ``.venv/bin/python -m tests.bench.bench_data [--creators N] [--only PART] [--json]``. It creates and drops its own
 database. Not a test (the machine's noise would make it flaky); figures go to docs/performance.md.
@@ -30,7 +30,9 @@ from decimal import Decimal
 
 import orjson
 import psycopg
+import sqlalchemy as sa
 
+from services.billing.service import usage
 from services.campaign.repository import CampaignRepository, ListRepository
 from services.campaign.service import PROFILE_FIELDS
 from services.scraping.creators import Creator
@@ -39,7 +41,7 @@ from services.scraping.repository import JobRepository, ResultsRepository
 from services.scraping.service import JobService
 from services.scraping.worker import SEARCH_OPTIONS
 from shared.db import libpq_url, make_engine, session_factory, transaction
-from shared.events.catalogue import SearchWorkItem
+from shared.events.catalogue import SearchWorkItem, UsageReleaseRequest
 from shared.models import Campaign, ScrapingJob
 from shared.models.scraping import RESULT_BATCH_MAX
 from shared.queries.sessions import read_session_factory
@@ -290,6 +292,10 @@ STATS_TRIGGERS = {
     "scraping_jobs": ("trg_scraping_jobs_days_insert", "trg_scraping_jobs_days_update",
                       "trg_scraping_jobs_days_delete", "trg_scraping_jobs_keywords_insert",
                       "trg_scraping_jobs_keywords_update"),
+    # billing_usage_months (GET /billing/usage/history)
+    "usage_reservations": ("trg_usage_reservations_months_insert",
+                           "trg_usage_reservations_months_update",
+                           "trg_usage_reservations_months_delete"),
 }  # fmt: skip
 
 
@@ -298,7 +304,8 @@ async def writes(url: str, n: int = 300) -> dict:
     repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``)
     for a user with 1k campaigns and lists; a job insert (two keywords), a job's completion
     and a running job's progress update (what ``JobService`` writes to the job row, under
-    its lock), each in its own transaction; with the triggers on and off, interleaved."""
+    its lock), and a reservation's confirm (``usage.release`` of a hold, 1,000 each way),
+    each in its own transaction; with the triggers on and off, interleaved."""
     user, _, _ = _setup(url, 0, (1_000,))
     with psycopg.connect(url) as conn:
         list_id = conn.execute(
@@ -307,6 +314,7 @@ async def writes(url: str, n: int = 300) -> dict:
         campaign = conn.execute("SELECT id FROM campaigns WHERE user_id = %s", (user,)).fetchone()[
             0
         ]
+        conn.execute("INSERT INTO user_usage (user_id) VALUES (%s)", (user,))
     toggle = await psycopg.AsyncConnection.connect(url, autocommit=True)
     engine = make_engine(url, pool_size=1)
     factory = session_factory(engine)
@@ -375,14 +383,33 @@ async def writes(url: str, n: int = 300) -> dict:
         return await update_job(running, status="processing", processed_results=k % 100,
                                 progress=Decimal(k % 100))  # fmt: skip
 
+    async def confirm() -> float:
+        async with transaction(factory) as session:
+            reservation = await session.scalar(
+                sa.text(
+                    "INSERT INTO usage_reservations (user_id, resource, amount, idempotency_key,"
+                    " expires_at) VALUES (:u, 'creators', 100, :k, now() + interval '1 hour')"
+                    " RETURNING id"
+                ),
+                {"u": user, "k": f"bench:{next(counter)}"},
+            )
+        t = time.perf_counter()
+        async with transaction(factory) as session:
+            request = UsageReleaseRequest(reservation_id=reservation, used_amount=60)
+            await usage.release(session, request)
+        return (time.perf_counter() - t) * 1000
+
     out = {}
-    for name, call in (("campaign create", create), ("list add, 20 creators", add_items),
-                       ("job insert", job_insert), ("job completion", job_completion),
-                       ("running job's progress", job_progress)):  # fmt: skip
+    for name, call, rounds in (("campaign create", create, n // 10),
+                               ("list add, 20 creators", add_items, n // 10),
+                               ("job insert", job_insert, n // 10),
+                               ("job completion", job_completion, n // 10),
+                               ("running job's progress", job_progress, n // 10),
+                               ("reservation confirm", confirm, 100)):  # fmt: skip
         on, off = [], []
         for _ in range(20):
             await call()
-        for _ in range(n // 10):
+        for _ in range(rounds):
             for enabled, samples in ((True, on), (False, off)):
                 await switch(enabled)
                 for _ in range(10):

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from shared.models.enums import CampaignStatus, ListBucket
+from shared.models.enums import CampaignStatus, ListBucket, UsageResource
 
 
 def _stats_drift() -> str:
@@ -45,6 +45,26 @@ DAYS_DRIFT = """SELECT count(*) FROM scraping_user_days s
   WHERE (coalesce(s.searches, 0), coalesce(s.completed, 0), coalesce(s.creators, 0))
         IS DISTINCT FROM (coalesce(c.searches, 0), coalesce(c.completed, 0), coalesce(c.creators, 0))"""
 
+
+def _months_drift() -> str:
+    """(user, UTC month) pairs whose ``billing_usage_months`` row (none = zeros) differs from a
+    recount of the confirmed reservations settled that month."""
+    resources = [r.value for r in UsageResource]
+    sums = ", ".join(
+        f"coalesce(sum(used_amount) FILTER (WHERE resource = '{r}'), 0) AS {r}" for r in resources
+    )
+    kept = ", ".join(f"coalesce(m.{r}, 0)" for r in resources)
+    counted = ", ".join(f"coalesce(c.{r}, 0)" for r in resources)
+    return f"""SELECT count(*) FROM billing_usage_months m
+  FULL JOIN (SELECT user_id, date_trunc('month', settled_at AT TIME ZONE 'UTC')::date AS month,
+                    {sums}
+             FROM usage_reservations WHERE status = 'confirmed' AND settled_at IS NOT NULL
+             GROUP BY 1, 2) c ON c.user_id = m.user_id AND c.month = m.month
+  WHERE ({kept}) IS DISTINCT FROM ({counted})"""
+
+
+MONTHS_DRIFT = _months_drift()
+
 # name -> (what it means, SQL returning the number of offending rows)
 QUALITY_CHECKS: dict[str, tuple[str, str]] = {
     "users_missing_children": (
@@ -75,6 +95,10 @@ QUALITY_CHECKS: dict[str, tuple[str, str]] = {
     "scraping_user_days_drift": (
         "(user, day) pairs whose search counters (dashboard's 30 days) differ from a recount",
         DAYS_DRIFT,
+    ),
+    "billing_usage_months_drift": (
+        "(user, month) pairs whose settled usage (usage history) differs from a recount",
+        MONTHS_DRIFT,
     ),
     "job_results_drift": (
         "finished jobs whose processed_results differ from the creators stored",

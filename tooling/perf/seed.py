@@ -44,6 +44,7 @@ SEEDED_TABLES = (
     *("creator_profiles", "creator_lists", "list_items", "campaign_user_stats"),
     "usage_reservations",
     "scraping_user_days",
+    "billing_usage_months",
 )
 
 

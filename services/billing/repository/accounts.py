@@ -73,7 +73,7 @@ _LOCK_SUBSCRIPTION_ID = sa.text(
 
 _PURGE = {
     table: sa.text(f"DELETE FROM {table} WHERE user_id = :uid")
-    for table in (*ACCOUNT_TABLES, "usage_reservations")
+    for table in (*ACCOUNT_TABLES, "usage_reservations", "billing_usage_months")
 }
 
 
@@ -124,6 +124,6 @@ class AccountRepository:
         return await self.session.scalar(_LOCK_SUBSCRIPTION_ID, {"uid": user_id})
 
     async def purge(self, user_id: uuid.UUID) -> None:
-        """Delete every billing row of the user (account rows and reservations)."""
+        """Delete every billing row of the user (account rows, reservations, usage by month)."""
         for statement in _PURGE.values():
             await self.session.execute(statement, {"uid": user_id})

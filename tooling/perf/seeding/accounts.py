@@ -123,7 +123,9 @@ def write_usage_and_system_data(s: Seeding) -> None:
 def write_reservations(s: Seeding) -> int:
     """Settled usage behind the counters: a confirmed campaign reservation per campaign and a
     confirmed creators reservation per job that stored creators, each settled when its row
-    was created (what ``GET /billing/usage/history`` aggregates by month). Written last: its
+    was created. The triggers of ``usage_reservations`` count them by user and month into
+    ``billing_usage_months`` (what ``GET /billing/usage/history`` reads) in one grouped upsert
+    for the whole COPY. Written last: its
     ids are drawn after every other row's, so earlier rows stay what they were."""
     campaign_user = [s.user_ids[u] for u in s.owners]
 
