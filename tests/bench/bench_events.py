@@ -72,13 +72,13 @@ def _cpu_ticks(pid: int) -> int | None:
 
 
 async def postgres_cpu(engine: AsyncEngine) -> dict[int, int | None]:
-    """CPU so far of each server process connected to the bench database."""
+    """CPU so far of each client connection's server process on the bench database."""
+    sql = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND backend_type = 'client backend'"
+    )
     async with engine.connect() as conn:
-        pids = (
-            await conn.execute(
-                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-            )
-        ).scalars()
+        pids = (await conn.execute(sa.text(sql))).scalars()
         return {pid: _cpu_ticks(pid) for pid in pids}
 
 
