@@ -12,6 +12,7 @@ waited out, not burned through), the delivery settings (``EVENTS_RETRY_MAX_SECON
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,7 +21,10 @@ from datetime import timedelta
 from typing import Any
 
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import retention
@@ -38,6 +42,14 @@ from shared.settings import Settings, get_settings
 log = logging.getLogger("scout.worker")
 
 SERVICES = ("identity", "billing", "campaign", "scraping")
+
+# JetStream answers its API late or not at all while a cluster elects leaders and places
+# replicas (a fresh three-node cluster with every worker starting at once): creating streams
+# and durables waits that out with capped backoff instead of failing the process, whose
+# restart would only queue behind the same cluster (and behind the restart policy's backoff).
+TRANSIENT_NATS = (NatsTimeout, NoRespondersError, ServiceUnavailableError)
+PROVISION_FIRST_DELAY_S = 0.5
+PROVISION_MAX_DELAY_S = 5.0
 
 
 @dataclass
@@ -104,12 +116,15 @@ async def run_worker(
     nc = await connect(settings.nats_url, name=f"scout-{service}-worker")
     try:
         js = nc.jetstream()
-        await ensure_streams(
+        streams = functools.partial(
+            ensure_streams,
             js,
             settings.scout_nats_prefix,
             replicas=settings.nats_stream_replicas,
             max_age=settings.nats_stream_max_age_days * retention.SECONDS_PER_DAY,
         )
+        if not await provision(streams, "streams", stop):
+            return
         ctx = WorkerContext(service, settings, engine, session_factory(engine), nc, js, health)
         spec = build(ctx)
         if asyncio.iscoroutine(spec):
@@ -124,6 +139,33 @@ async def run_worker(
             await nc.close()
         health.close()
         await engine.dispose()
+
+
+async def provision(
+    step: Callable[[], Awaitable[Any]],
+    what: str,
+    stop: asyncio.Event,
+    *,
+    first_delay: float = PROVISION_FIRST_DELAY_S,
+    max_delay: float = PROVISION_MAX_DELAY_S,
+) -> bool:
+    """Run ``step`` until it succeeds (True), retrying while JetStream is not answering yet;
+    False if ``stop`` is set first. Any other error is raised: a refused configuration does
+    not fix itself."""
+    delay = first_delay
+    while not stop.is_set():
+        try:
+            await step()
+            return True
+        except TRANSIENT_NATS as exc:
+            log.warning(
+                "worker.provision_retry",
+                extra={"step": what, "error": repr(exc), "retry_in_s": delay},
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(max_delay, delay * 2)
+    return False
 
 
 async def _run(
@@ -151,7 +193,8 @@ async def _run(
         for c in spec.consumers
     ]
     for consumer in consumers:
-        await consumer.ensure()
+        if not await provision(consumer.ensure, consumer.durable, stop):
+            return
     # Every worker process (not one per durable) applies platform.*.changed: see shared.runtime.
     runtime = await start_runtime(
         ctx.service, role="worker", engine=ctx.engine, nats=lambda: ctx.nc, prefix=prefix

@@ -8,13 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import rpc
 from shared.events.dead_letters import list_dead_letters
+from shared.events.envelope import stream_name
 from shared.events.outbox import record_event
 from shared.events.relay import Relay
 from shared.events.streams import connect
 from shared.models import BackgroundJob, Event, InboxEntry
 from shared.scheduler import schedule_job
-from shared.worker import ConsumerSpec, WorkerSpec, run_worker
+from shared.worker import ConsumerSpec, WorkerSpec, provision, run_worker
 
+from .support.procs import NatsServer
 from .support.wait import eventually
 
 
@@ -128,3 +130,83 @@ async def test_a_worker_takes_its_delivery_limits_from_settings(
         await asyncio.wait_for(task, 20)
     [letter] = await list_dead_letters(committed)
     assert (letter.deliveries, calls) == (3, 3) and "can never be applied" in letter.error
+
+
+async def test_a_worker_that_starts_before_jetstream_answers_waits_for_it(
+    committed, service_settings, tmp_path, caplog
+):
+    """A worker whose NATS has no JetStream yet (a cluster still electing its leaders) keeps
+    retrying its streams and durables instead of dying, and is ready once JetStream answers."""
+    nats = NatsServer(tmp_path / "js", tmp_path, jetstream=False)
+    await nats.start()
+    settings = service_settings.model_copy(update={"nats_url": nats.url})
+
+    async def on_created(session, envelope):
+        pass
+
+    def build(ctx):
+        return WorkerSpec(
+            consumers=[ConsumerSpec("late", {"identity.user.created.v1": on_created})]
+        )
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_worker("billing", settings=settings, build=build, stop=stop, ready=ready)
+    )
+    try:
+
+        async def retrying() -> bool:
+            return any(r.msg == "worker.provision_retry" for r in caplog.records)
+
+        with caplog.at_level("WARNING", logger="scout.worker"):
+            await eventually(retrying, within=10)
+        assert not task.done() and not ready.is_set()
+        nats.stop()
+        nats.jetstream = True
+        await nats.start()  # the same address, JetStream on: the worker reconnects
+        await asyncio.wait_for(ready.wait(), 30)
+        nc = await connect(nats.url, name="probe")
+        try:
+            js = nc.jetstream()
+            info = await js.consumer_info(
+                stream_name("IDENTITY", settings.scout_nats_prefix), "billing_late"
+            )
+            assert info.config.durable_name == "billing_late"
+        finally:
+            await nc.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        nats.stop()
+
+
+async def test_provisioning_stops_when_asked_and_raises_what_will_not_pass(nats_url):
+    """Retries end when the worker is asked to stop; an error other than JetStream not
+    answering (a refused configuration) is raised at once."""
+    nc = await connect(nats_url, name="provision")
+    attempts = 0
+
+    async def nobody_answers():
+        nonlocal attempts
+        attempts += 1
+        await nc.request(f"provision.{uuid.uuid4().hex}", b"", timeout=1)
+
+    try:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, stop.set)
+        # Never stopping would hang here: wait_for turns that into a failure.
+        stopped = provision(nobody_answers, "nobody", stop, first_delay=0.05)
+        assert not await asyncio.wait_for(stopped, 10)
+        assert attempts > 1
+
+        async def refused():
+            raise ValueError("replicas exceed the cluster size")
+
+        try:
+            await provision(refused, "refused", asyncio.Event())
+        except ValueError as exc:
+            assert "replicas" in str(exc)
+        else:
+            raise AssertionError("a refused step was retried instead of raised")
+    finally:
+        await nc.close()

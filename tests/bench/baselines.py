@@ -12,7 +12,12 @@
   ``GET /campaigns`` counts and pages the caller's live campaigns as the template's
   ``read_items`` does; ``GET /jobs/{id}/results`` loads the job, checks its owner, counts and
   pages its per-creator rows (``verified`` and ``sort=followers_desc`` honoured) as ORM
-  objects. Both read ``BENCH_CAPTURE`` (a pickle written by ``bench_http``).
+  objects; ``POST /lists/{id}/items`` with ``from_job`` as a monolith writes it (one database,
+  no message bus): loads the list and the job and checks they are the caller's, selects the
+  job's creators by key as ORM objects, gets or creates each ``CreatorProfile``, checks with a
+  select whether each is listed already, adds a ``ListItem`` for each that is not (under the
+  list's row lock, with the stats) and commits, answering Scout's counts. Both read
+  ``BENCH_CAPTURE`` (a pickle written by ``bench_http``).
 """
 
 import contextlib
@@ -123,11 +128,16 @@ def peer_app():
 
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-    from pydantic import BaseModel, ConfigDict
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
     from sqlmodel import Session, create_engine, func, select
 
+    from services.campaign.service.campaigns import PROFILE_FIELDS
+    from services.campaign.service.from_job import as_item
     from shared.models import (
         Campaign,
+        CreatorList,
+        CreatorProfile,
+        ListItem,
         ScrapingJob,
         ScrapingJobCreator,
         SubscriptionPlan,
@@ -138,6 +148,7 @@ def peer_app():
         UserUsage,
     )
     from shared.queries.users import UserProfile, derive_trial_status
+    from shared.results import MAX_CREATORS_PER_ANSWER, MAX_KEY_LENGTH, JobCreator
 
     capture = _capture()
     key = serialization.load_pem_public_key(capture["public_key"])
@@ -265,6 +276,125 @@ def peer_app():
             select(ScrapingJobCreator).where(*mine).order_by(*order).offset(offset).limit(limit)
         ).all()
         return CreatorsPublic(data=[c.creator for c in creators], count=count)
+
+    class FromJobIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        job_id: uuid.UUID
+        creator_keys: list[str] = Field(min_length=1, max_length=MAX_CREATORS_PER_ANSWER)
+
+        @field_validator("creator_keys")
+        @classmethod
+        def _keys(cls, value: list[str]) -> list[str]:
+            for key in value:
+                if not 1 <= len(key.strip()) <= MAX_KEY_LENGTH or "\x00" in key:
+                    raise ValueError(f"each creator key must be 1 to {MAX_KEY_LENGTH} characters")
+            return value
+
+    class ItemsAddIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        from_job: FromJobIn
+
+    class ItemsAddedPublic(BaseModel):
+        added: int
+        skipped: int
+        attempted: int
+        missing: list[str]
+        truncated: bool
+
+    @app.post("/lists/{list_id}/items", response_model=ItemsAddedPublic)
+    def add_items_from_job(
+        session: SessionDep, current_user: CurrentUser, list_id: uuid.UUID, body: ItemsAddIn
+    ):
+        creator_list = session.get(CreatorList, list_id)
+        if creator_list is None or creator_list.user_id != current_user.id:
+            raise HTTPException(404, "List not found")
+        job = session.get(ScrapingJob, body.from_job.job_id)
+        if job is None or job.user_id != current_user.id:
+            raise HTTPException(404, "Job not found")
+        # Keys as scraping stores them; a repeated key is one creator sent twice (skipped).
+        wanted = [k.strip().lower()[:MAX_KEY_LENGTH] for k in body.from_job.creator_keys]
+        rows = session.exec(
+            select(ScrapingJobCreator).where(
+                ScrapingJobCreator.job_id == job.id,
+                ScrapingJobCreator.platform == job.platform,
+                ScrapingJobCreator.creator_key.in_(set(wanted)),
+            )
+        ).all()
+        found = {row.creator_key: row for row in rows}
+        missing = [k for k in dict.fromkeys(wanted) if k not in found]
+        creators = [
+            as_item(
+                JobCreator.model_validate({**found[k].creator, "creator_key": k,
+                                           "platform": job.platform}),
+                job.id,
+            )
+            for k in wanted
+            if k in found
+        ]  # fmt: skip
+        fresh: list[CreatorProfile] = []
+        seen: set[tuple[str, str]] = set()
+        for creator in creators:
+            platform = creator.platform.value
+            if (platform, creator.external_id) in seen:
+                continue
+            seen.add((platform, creator.external_id))
+            profile = session.exec(
+                select(CreatorProfile).where(
+                    CreatorProfile.platform == platform,
+                    CreatorProfile.external_id == creator.external_id,
+                )
+            ).first()
+            if profile is None:
+                fields = creator.model_dump(include=set(PROFILE_FIELDS))
+                fields["metadata_"] = fields.pop("metadata")
+                profile = CreatorProfile(**fields)
+                session.add(profile)
+            listed = session.exec(
+                select(ListItem).where(
+                    ListItem.list_id == list_id, ListItem.creator_id == profile.id
+                )
+            ).first()
+            if listed is None:
+                fresh.append(profile)
+        if fresh:
+            # Positions append after the last and the stats move by what went in: under the
+            # list's row lock, so concurrent adds neither interleave nor lose a count.
+            session.refresh(creator_list, with_for_update=True)
+            listed = set(
+                session.exec(
+                    select(ListItem.creator_id).where(
+                        ListItem.list_id == list_id,
+                        ListItem.creator_id.in_([p.id for p in fresh]),
+                    )
+                ).all()
+            )
+            fresh = [p for p in fresh if p.id not in listed]  # added while this one waited
+            top = session.exec(
+                select(func.max(ListItem.position)).where(ListItem.list_id == list_id)
+            ).one()
+            start = -1 if top is None else top
+            for offset, profile in enumerate(fresh, start=1):
+                session.add(
+                    ListItem(
+                        list_id=list_id,
+                        creator_id=profile.id,
+                        position=start + offset,
+                        added_by=current_user.id,
+                    )
+                )
+            creator_list.creator_count += len(fresh)
+            creator_list.follower_sum += sum(p.followers or 0 for p in fresh)
+            session.add(creator_list)
+        session.commit()
+        return ItemsAddedPublic(
+            added=len(fresh),
+            skipped=len(creators) - len(fresh),
+            attempted=len(creators),
+            missing=missing,
+            truncated=False,
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

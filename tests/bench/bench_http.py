@@ -7,8 +7,8 @@ one uvicorn process, uvloop + httptools) and by a bare Starlette app in a second
 process that does the same work by hand: verify the RS256 bearer token with PyJWT, run
 **exactly the SQL the service sent** for that request (recorded from the service's own engine)
 on a ``psycopg_pool.AsyncConnectionPool`` (in a transaction where the service ran one), send
-the same NATS requests, and answer the rows as JSON with orjson. The GETs also run on a third
-server written the way most FastAPI/SQLModel services are (``tests/bench/baselines.py``).
+the same NATS requests, and answer the rows as JSON with orjson. Every endpoint also runs on a
+third server written the way most FastAPI/SQLModel services are (``tests/bench/baselines.py``).
 
 The load comes from this process: ``connections`` keep-alive HTTP/1.1 connections, each
 sending its next request as soon as the previous answer is read (a closed loop). The client is
@@ -347,6 +347,7 @@ async def run(url: str, args: argparse.Namespace) -> list[Figure]:
             heavy,
             method="POST",
             body=orjson.dumps(from_job),
+            peer=True,
         ),
     ]
     endpoints = [e for e in endpoints if not args.only or args.only in e.name]

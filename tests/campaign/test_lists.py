@@ -140,6 +140,51 @@ async def test_concurrent_adds_of_overlapping_creators_dedupe_and_keep_stats_exa
     assert positions == list(range(140))  # appended without gaps or repeats
 
 
+async def test_an_add_of_creators_all_listed_writes_nothing(api, make_owner, committed):
+    """Adding creators the list holds already (a retried request, a second click) answers
+    them as skipped without touching the list: its row is not rewritten (same version, same
+    updated_at), so the lists page keeps its order; concurrent repeats take no lock."""
+    owner = await make_owner()
+    older, newer = await new_list(api, owner, "Older"), await new_list(api, owner, "Newer")
+    url = f"/lists/{older}/items"
+    batch = [creator(n, followers=n) for n in range(5)]
+    assert (await api.post(url, json={"items": batch}, headers=owner.headers)).json()["added"] == 5
+    await api.post(f"/lists/{newer}/items", json={"items": [creator(9)]}, headers=owner.headers)
+    version = sa.text("SELECT xmin::text, updated_at FROM creator_lists WHERE id = :id")
+
+    async def row() -> tuple:
+        async with committed.connect() as conn:
+            return tuple((await conn.execute(version, {"id": older})).one())
+
+    before = await row()
+    repeats = await asyncio.gather(
+        *(api.post(url, json={"items": batch[k:]}, headers=owner.headers) for k in range(5))
+    )
+    assert [r.json() for r in repeats] == [
+        {"added": 0, "skipped": 5 - k, "attempted": 5 - k} for k in range(5)
+    ]
+    assert await row() == before
+    # No lock either: a repeat answers while another transaction holds the list's row lock
+    # (an add that took the lock would wait for that transaction; the deadline catches it).
+    async with committed.connect() as holder, holder.begin():
+        lock = "SELECT 1 FROM creator_lists WHERE id = :id FOR UPDATE"
+        await holder.execute(sa.text(lock), {"id": older})
+        repeat = api.post(url, json={"items": batch}, headers=owner.headers)
+        assert (await asyncio.wait_for(repeat, 10)).json()["added"] == 0
+    page = (await api.get("/lists", headers=owner.headers)).json()
+    assert [x["name"] for x in page["items"]] == ["Newer", "Older"]
+    # One new creator among listed ones is an ordinary add: the list moves, stats exact.
+    mixed = await api.post(url, json={"items": [*batch, creator(5, followers=5)]},
+                           headers=owner.headers)  # fmt: skip
+    assert mixed.json() == {"added": 1, "skipped": 5, "attempted": 6}
+    assert await row() != before
+    assert await stats(api, owner, older) == (6, 15) == await recount(committed, older)
+    # Another user's list is still a 404, whether or not its creators are listed.
+    stranger = await make_owner()
+    refused = await api.post(url, json={"items": batch}, headers=stranger.headers)
+    assert (refused.status_code, refused.json()["code"]) == (404, "list_not_found")
+
+
 async def test_bulk_add_is_bounded_and_validated(api, make_owner):
     owner = await make_owner()
     list_id = await new_list(api, owner)

@@ -56,6 +56,9 @@ def test_each_service_has_an_api_and_a_worker_with_probes_and_autoscaling(object
         assert worker["args"] == ["worker", service]
         assert worker["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert worker["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # A worker waiting for JetStream at start is not restarted for it within 3 minutes.
+        startup = worker["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
         for kind in ("api", "worker"):
             hpa = hpas[f"{service}-{kind}"]["spec"]
             assert hpa["scaleTargetRef"]["name"] == f"{service}-{kind}"

@@ -41,7 +41,7 @@ async def secured_nats(tmp_path, nats_prefix):
         f"listen: 127.0.0.1:{server.port}\n"
         f"jetstream {{ store_dir: {tmp_path / 'js'} }}\n" + render(nats_prefix)
     )
-    server.proc.args = [server.proc.args[0], "-c", str(conf)]
+    server.config = conf
     server.proc.env = {**os.environ, **{password_variable(u): p for u, p in passwords.items()}}
     await server.start()
 

@@ -105,23 +105,26 @@ async def wait_http(url: str, *, status: int = 200, within: float = 30) -> None:
 
 
 class NatsServer:
-    """A private nats-server with JetStream on a free port: stop it and start it again for real."""
+    """A private nats-server on a free port: stop it and start it again for real. JetStream is
+    on unless ``jetstream`` is false (set before a start: the same server, without it); a
+    ``config`` file, when set, replaces the command-line options."""
 
-    def __init__(self, store: Path, log_dir: Path) -> None:
-        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        self.port = free_port()
-        self.proc = Proc(
-            "nats-server",
-            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)],
-            dict(os.environ),
-            log_dir,
-        )
+    def __init__(self, store: Path, log_dir: Path, *, jetstream: bool = True) -> None:
+        self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.port, self.store, self.jetstream = free_port(), store, jetstream
+        self.config: Path | None = None
+        self.proc = Proc("nats-server", [], dict(os.environ), log_dir)
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        self.proc.args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.config is not None:
+            self.proc.args = [self.binary, "-c", str(self.config)]
+        elif self.jetstream:
+            self.proc.args += ["-js", "-sd", str(self.store)]
         self.proc.start()
         deadline = asyncio.get_running_loop().time() + 10
         while True:

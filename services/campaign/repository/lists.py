@@ -27,63 +27,7 @@ from shared.db import DriverQuery, driver_connection
 from shared.models import CreatorList, CreatorProfile, ListItem
 from shared.queries.pagination import Page, PageQuery, validate_page
 
-# Profiles are inserted in (platform, external_id) order so two requests adding overlapping
-# creators take the unique-index locks in the same order and cannot deadlock. Existing profiles
-# are left as they are (first snapshot wins), which keeps follower_sum arithmetic exact.
-# ``metadata.enrichment`` is written only from scraping's enriched profiles, never by a client.
-_INSERT_PROFILES = sa.text("""
-INSERT INTO creator_profiles
-    (platform, external_id, handle, display_name, avatar_url, url, followers,
-     engagement_rate, category, metadata)
-SELECT platform, external_id, handle, display_name, avatar_url, url, followers,
-       engagement_rate, category, coalesce(metadata, '{}'::jsonb) - 'enrichment'
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-    platform text, external_id text, handle text, display_name text, avatar_url text,
-    url text, followers bigint, engagement_rate numeric, category text, metadata jsonb)
-ORDER BY platform, external_id
-ON CONFLICT (platform, external_id) DO NOTHING
-""")
-
-# One statement: resolve creator ids, append new items after the list's last position, and
-# bump the stats by exactly what was inserted. The caller holds the list's row lock, so no
-# concurrent add can interleave positions; ON CONFLICT stays as the constraint's last word.
-_ADD_ITEMS = sa.text("""
-WITH input AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-        ord int, platform text, external_id text, bucket text, notes text, pinned boolean,
-        metrics_snapshot jsonb, custom_fields jsonb)
-), fresh AS (
-    SELECT p.id AS creator_id, i.*
-    FROM input i
-    JOIN creator_profiles p ON p.platform = i.platform AND p.external_id = i.external_id
-    WHERE NOT EXISTS (
-        SELECT 1 FROM list_items li WHERE li.list_id = :list_id AND li.creator_id = p.id)
-      AND EXISTS (SELECT 1 FROM creator_lists WHERE id = :list_id AND user_id = :user_id)
-), top AS (
-    SELECT coalesce(max(position), -1) AS position FROM list_items WHERE list_id = :list_id
-), inserted AS (
-    INSERT INTO list_items
-        (list_id, creator_id, position, bucket, notes, pinned, metrics_snapshot,
-         custom_fields, added_by)
-    SELECT :list_id, f.creator_id, top.position + row_number() OVER (ORDER BY f.ord),
-           f.bucket, f.notes, f.pinned, coalesce(f.metrics_snapshot, '{}'::jsonb),
-           coalesce(f.custom_fields, '{}'::jsonb), :user_id
-    FROM fresh f CROSS JOIN top
-    ON CONFLICT (list_id, creator_id) DO NOTHING
-    RETURNING creator_id
-), stats AS (
-    UPDATE creator_lists SET
-        creator_count = creator_count + (SELECT count(*) FROM inserted),
-        follower_sum = follower_sum + (
-            SELECT coalesce(sum(p.followers), 0)
-            FROM inserted JOIN creator_profiles p ON p.id = inserted.creator_id)
-    WHERE id = :list_id AND user_id = :user_id
-    RETURNING creator_count
-)
-SELECT (SELECT count(*) FROM inserted) AS added, (SELECT creator_count FROM stats) AS total
-""")
-_INSERT_PROFILES_DRIVER = DriverQuery(_INSERT_PROFILES)
-_ADD_ITEMS_DRIVER = DriverQuery(_ADD_ITEMS)
+from .appends import ADD_ITEMS, INSERT_PROFILES, LISTED
 
 # Only the fields a change names are touched (set_* flags), so notes can be cleared to NULL.
 _UPDATE_ITEMS = sa.text("""
@@ -331,9 +275,19 @@ class ListRepository:
         )
         return {bucket: n for bucket, n in rows.all()}
 
+    async def listed(
+        self, list_id: uuid.UUID, user_id: uuid.UUID, creators: list[dict[str, Any]]
+    ) -> int | None:
+        """How many of ``creators`` (platform, external_id) the user's list holds already, or
+        None when the list is not theirs (one read; no lock)."""
+        owned, listed = await LISTED.first(
+            self.session, {"list_id": list_id, "user_id": user_id, "rows": _json(creators)}
+        )
+        return listed if owned else None
+
     async def add_profiles(self, profiles: list[dict[str, Any]]) -> None:
         """Upsert ``profiles`` (one statement); it needs no list lock, so it runs before one."""
-        await _INSERT_PROFILES_DRIVER.run(self.session, {"rows": _json(profiles)})
+        await INSERT_PROFILES.run(self.session, {"rows": _json(profiles)})
 
     async def add_items(
         self, list_id: uuid.UUID, user_id: uuid.UUID, items: list[dict[str, Any]]
@@ -347,7 +301,7 @@ class ListRepository:
         async with driver.pipeline():
             locked = await driver.execute(_LOCK_LIST.sql, _LOCK_LIST.bind(owner))
             appended = await driver.execute(
-                _ADD_ITEMS_DRIVER.sql, _ADD_ITEMS_DRIVER.bind({**owner, "rows": _json(items)})
+                ADD_ITEMS.sql, ADD_ITEMS.bind({**owner, "rows": _json(items)})
             )
         if await locked.fetchone() is None:
             return None

@@ -34,6 +34,11 @@ async def add_items(
     profiles = [{k: row[k] for k in PROFILE_FIELDS} for row in rows]
     items = [{"ord": i, **{k: row[k] for k in ITEM_FIELDS}} for i, row in enumerate(rows)]
     repository = ListRepository(session)
+    listed = await repository.listed(list_id, user_id, profiles)
+    if listed is None:
+        raise ListNotFound()
+    if listed == len(rows):  # nothing new: no write, no lock, the list untouched
+        return {"added": 0, "skipped": len(creators), "attempted": len(creators)}
     # Everything that needs no lock comes first, so the list's lock is held only for the
     # append: concurrent adds to one list queue on it for one statement and the commit.
     # (Taking the list lock after the profiles' cannot deadlock: no holder of a list lock
