@@ -86,6 +86,9 @@ _MARK_FAILED = DriverQuery(
 )
 
 
+_ASYNC_COMMIT = DriverQuery(sa.text("SET LOCAL synchronous_commit = off"))
+
+
 class PublishFailed(RuntimeError):
     """Some rows of a batch were not acknowledged by JetStream; they stay unpublished."""
 
@@ -138,6 +141,10 @@ class Relay:
             rows = await self._claim.all(conn, {"service": self.service})
             if not rows:
                 return 0
+            # The commit does not wait for its WAL flush: a mark lost to a database crash only
+            # means its rows are published again, which JetStream and the consumers' inboxes
+            # drop as duplicates (the same as a relay killed before its commit).
+            await _ASYNC_COMMIT.run(conn, {})
             acked, error = await self._publish(conn, rows)
             # A crash from here to commit leaves published rows unmarked: the next relay
             # re-publishes them with the same Nats-Msg-Id and JetStream drops the duplicates.

@@ -61,27 +61,65 @@ async def write_outbox(engine: AsyncEngine, n: int, per_txn: int = 1000) -> floa
     return n / (time.perf_counter() - started)
 
 
-async def raw_publish(js: JetStreamContext, prefix: str, n: int, body: bytes) -> float:
-    """Baseline: JetStream publish_async of same-sized messages with Nats-Msg-Id, all acked."""
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system CPU of a local process in clock ticks (None where /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+async def postgres_cpu(engine: AsyncEngine) -> dict[int, int | None]:
+    """CPU so far of each client connection's server process on the bench database."""
+    sql = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND backend_type = 'client backend'"
+    )
+    async with engine.connect() as conn:
+        pids = (await conn.execute(sa.text(sql))).scalars()
+        return {pid: _cpu_ticks(pid) for pid in pids}
+
+
+def _ms_per_1000(ticks: int, n: int) -> float:
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK") * 1000 / n
+
+
+async def raw_publish(
+    js: JetStreamContext, prefix: str, n: int, body: bytes
+) -> tuple[float, float]:
+    """Baseline: JetStream publish_async of same-sized messages with Nats-Msg-Id, all acked.
+    Returns (msgs/s, this process's CPU ms per 1,000 messages)."""
     subject = prefixed(SUBJECT, prefix)
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     futures = [
         await js.publish_async(subject, body, headers={"Nats-Msg-Id": uuid.uuid4().hex})
         for _ in range(n)
     ]
     await asyncio.gather(*futures)
-    return n / (time.perf_counter() - started)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return n / elapsed, cpu * 1e6 / n
 
 
-async def relay_throughput(engine: AsyncEngine, js: JetStreamContext, prefix: str, n: int) -> float:
+async def relay_throughput(
+    engine: AsyncEngine, js: JetStreamContext, prefix: str, n: int
+) -> tuple[float, float, float | None]:
+    """Returns (events/s, this process's and Postgres's CPU ms per 1,000 events; Postgres's is
+    None when its processes are not on this host)."""
     relay = Relay(engine, js, "identity", prefix=prefix, batch_size=1000, listen=False)
-    started = time.perf_counter()
+    before = await postgres_cpu(engine)
+    cpu, started = time.process_time(), time.perf_counter()
     published = await relay.drain()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = await postgres_cpu(engine)
     assert published == n, (published, n)
     info = await js.stream_info(stream_name("IDENTITY", prefix))
     assert info.state.messages == n, info.state.messages
-    return n / elapsed
+    server: float | None = None
+    if all(ticks is not None for ticks in (*before.values(), *after.values())):
+        server = _ms_per_1000(sum(t - (before.get(pid) or 0) for pid, t in after.items()), n)
+    return n / elapsed, cpu * 1e6 / n, server
 
 
 async def consumer_throughput(
@@ -171,9 +209,9 @@ async def main(events: int, rate: float, latency_events: int, as_json: bool = Fa
             correlation_id=str(uuid.uuid4()), data=_data(0),
         ).to_json()  # fmt: skip
 
-        raw = await raw_publish(js, prefixes["raw"], events, sample)
+        raw, raw_cpu = await raw_publish(js, prefixes["raw"], events, sample)
         write = await write_outbox(engine, events)
-        relay = await relay_throughput(engine, js, prefixes["relay"], events)
+        relay, relay_cpu, relay_pg = await relay_throughput(engine, js, prefixes["relay"], events)
         consume = await consumer_throughput(engine, js, prefixes["relay"], events)
         lat = await latency(engine, js, prefixes["lat"], latency_events, rate)
 
@@ -187,6 +225,11 @@ async def main(events: int, rate: float, latency_events: int, as_json: bool = Fa
         print(
             f"  relay: outbox rows → JetStream acks     {relay:>10,.0f} events/s  ({relay / raw:.0%} of raw)"
         )
+        pg_cpu = "—" if relay_pg is None else f"{relay_pg:.1f} ms"
+        print(
+            f"  CPU per 1000 events: raw publish {raw_cpu:.1f} ms (this process); "
+            f"relay {relay_cpu:.1f} ms (this process) + Postgres {pg_cpu}"
+        )
         print(f"  outbox writes (record_event, 1000/txn)  {write:>10,.0f} events/s")
         print(f"  consumer: inbox + handler, 1 txn each   {consume:>10,.0f} events/s")
         print(
@@ -197,6 +240,8 @@ async def main(events: int, rate: float, latency_events: int, as_json: bool = Fa
             figures = {
                 "events": events, "event_bytes": len(sample), "raw_publish_per_s": round(raw),
                 "relay_per_s": round(relay), "relay_vs_raw": round(relay / raw, 2),
+                "cpu_ms_per_1000": {"raw": round(raw_cpu, 1), "relay": round(relay_cpu, 1),
+                                    "relay_postgres": relay_pg and round(relay_pg, 1)},
                 "outbox_writes_per_s": round(write), "consumer_per_s": round(consume),
                 "latency_ms": {"p50": round(_pct(lat, 50), 1), "p99": round(_pct(lat, 99), 1),
                                "max": round(max(lat) * 1000, 1)},
