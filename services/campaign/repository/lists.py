@@ -279,7 +279,7 @@ class ListRepository:
         self, list_id: uuid.UUID, user_id: uuid.UUID, creators: list[dict[str, Any]]
     ) -> int | None:
         """How many of ``creators`` (platform, external_id) the user's list holds already, or
-        None when the list is not theirs (one read; no lock)."""
+        None when the list is not theirs (one read, no lock: a read session will do)."""
         owned, listed = await LISTED.first(
             self.session, {"list_id": list_id, "user_id": user_id, "rows": _json(creators)}
         )

@@ -194,7 +194,7 @@ async def add_items(
         added = await service.add_from_job(session, reads, results, user_id, list_id, body.from_job)
         return ItemsAddedFromJob(**added)
     assert body.items is not None
-    return ItemsAdded(**await service.add_items(session, user_id, list_id, body.items))
+    return ItemsAdded(**await service.add_items(session, reads, user_id, list_id, body.items))
 
 
 @router.patch(

@@ -109,6 +109,6 @@ async def add_from_job(
                 truncated = True
                 break
     counts = await add_items(
-        session, user_id, list_id, [as_item(c, source.job_id) for c in creators]
+        session, reads, user_id, list_id, [as_item(c, source.job_id) for c in creators]
     )
     return {**counts, "missing": missing, "truncated": truncated}

@@ -26,19 +26,26 @@ def dedupe(creators: list[CreatorInput]) -> list[CreatorInput]:
 
 
 async def add_items(
-    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, creators: list[CreatorInput]
+    session: AsyncSession,
+    reads: AsyncSession,
+    user_id: uuid.UUID,
+    list_id: uuid.UUID,
+    creators: list[CreatorInput],
 ) -> dict[str, int]:
     """Add creators to a list: ``{added, skipped, attempted}``; skipped = already there or
-    repeated in the request."""
+    repeated in the request. ``reads`` answers, before any write, whether the list is the
+    caller's and holds them all already: then nothing is written and no lock is taken (the
+    unit of work stays unused)."""
     rows = [c.model_dump(mode="json") for c in dedupe(creators)]
-    profiles = [{k: row[k] for k in PROFILE_FIELDS} for row in rows]
-    items = [{"ord": i, **{k: row[k] for k in ITEM_FIELDS}} for i, row in enumerate(rows)]
-    repository = ListRepository(session)
-    listed = await repository.listed(list_id, user_id, profiles)
+    keys = [{"platform": row["platform"], "external_id": row["external_id"]} for row in rows]
+    listed = await ListRepository(reads).listed(list_id, user_id, keys)
     if listed is None:
         raise ListNotFound()
     if listed == len(rows):  # nothing new: no write, no lock, the list untouched
         return {"added": 0, "skipped": len(creators), "attempted": len(creators)}
+    profiles = [{k: row[k] for k in PROFILE_FIELDS} for row in rows]
+    items = [{"ord": i, **{k: row[k] for k in ITEM_FIELDS}} for i, row in enumerate(rows)]
+    repository = ListRepository(session)
     # Everything that needs no lock comes first, so the list's lock is held only for the
     # append: concurrent adds to one list queue on it for one statement and the commit.
     # (Taking the list lock after the profiles' cannot deadlock: no holder of a list lock
