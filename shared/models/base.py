@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -27,6 +28,14 @@ def utcnow() -> datetime:
 def tz_timestamp(*, nullable: bool = True, index: bool = False):
     """A timezone-aware timestamp column (Scout never stores naive times)."""
     return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=nullable, index=index)
+
+
+def counter(sa_type: Any = sa.Integer):
+    """A NOT NULL count starting at 0 (server default too): the columns triggers maintain."""
+    return Field(
+        default=0, sa_type=sa_type, nullable=False,
+        sa_column_kwargs={"server_default": sa.text("0")},
+    )  # fmt: skip
 
 
 def jsonb(default: str = "{}"):

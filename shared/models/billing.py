@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship
 
-from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp, user_fk
+from .base import TableBase, counter, enum_column, jsonb, one_of, tz_timestamp, user_fk
 from .enums import (
     BillingInterval,
     BillingSyncStatus,
@@ -211,15 +211,6 @@ class UsageReservation(TableBase, table=True):
     settled_at: datetime | None = tz_timestamp()
 
 
-def _amount() -> Any:
-    return Field(
-        default=0,
-        sa_type=sa.BigInteger,
-        nullable=False,
-        sa_column_kwargs={"server_default": sa.text("0")},
-    )
-
-
 class BillingUsageMonth(TableBase, table=True):
     """A user's settled usage of one UTC calendar month (``month`` is its first day): the
     ``used_amount`` of the user's confirmed reservations settled that month, one column per
@@ -236,6 +227,6 @@ class BillingUsageMonth(TableBase, table=True):
         sa_type=sa.Uuid, foreign_key="users.id", ondelete="CASCADE", nullable=False
     )
     month: date = Field(sa_type=sa.Date, nullable=False)
-    campaigns: int = _amount()
-    creators: int = _amount()
-    enrichments: int = _amount()
+    campaigns: int = counter(sa.BigInteger)
+    creators: int = counter(sa.BigInteger)
+    enrichments: int = counter(sa.BigInteger)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship
 
-from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp, user_fk
+from .base import TableBase, counter, enum_column, jsonb, one_of, tz_timestamp, user_fk
 from .enums import CampaignStatus, ListBucket, ListPrivacy, ListType, Platform, SearchType
 
 if TYPE_CHECKING:
@@ -158,10 +158,6 @@ class ListItem(TableBase, table=True):
     creator: CreatorProfile = Relationship(sa_relationship_kwargs={"lazy": "raise"})
 
 
-def _counter() -> Any:
-    return Field(default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")})
-
-
 class CampaignUserStats(TableBase, table=True):
     """What a user owns in campaign, counted: live campaigns by status, lists, and the items of
     their unarchived lists by bucket. Kept by triggers (migration 0010) in the same statement
@@ -172,15 +168,15 @@ class CampaignUserStats(TableBase, table=True):
     __tablename__ = "campaign_user_stats"
 
     user_id: uuid.UUID = user_fk(unique=True)
-    campaigns: int = _counter()
-    draft: int = _counter()
-    active: int = _counter()
-    completed: int = _counter()
-    archived: int = _counter()
-    lists: int = _counter()
-    backlog: int = _counter()
-    shortlist: int = _counter()
-    contacted: int = _counter()
-    responded: int = _counter()
-    booked: int = _counter()
-    rejected: int = _counter()
+    campaigns: int = counter()
+    draft: int = counter()
+    active: int = counter()
+    completed: int = counter()
+    archived: int = counter()
+    lists: int = counter()
+    backlog: int = counter()
+    shortlist: int = counter()
+    contacted: int = counter()
+    responded: int = counter()
+    booked: int = counter()
+    rejected: int = counter()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship
 
-from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp
+from .base import TableBase, counter, enum_column, jsonb, one_of, tz_timestamp
 from .campaign import Campaign
 from .enums import JobStatus, Platform, SearchType
 
@@ -234,15 +234,6 @@ class ScrapingJobCreator(TableBase, table=True):
     )
 
 
-def _counter(sa_type: Any = sa.Integer) -> Any:
-    return Field(
-        default=0,
-        sa_type=sa_type,
-        nullable=False,
-        sa_column_kwargs={"server_default": sa.text("0")},
-    )
-
-
 class ScrapingUserDay(TableBase, table=True):
     """A user's searches of one UTC day (the day of the job's ``created_at``): how many were
     created, how many completed, and the creators found by those that finished (any terminal
@@ -259,9 +250,9 @@ class ScrapingUserDay(TableBase, table=True):
         sa_type=sa.Uuid, foreign_key="users.id", ondelete="CASCADE", nullable=False
     )
     day: date = Field(sa_type=sa.Date, nullable=False)
-    searches: int = _counter()
-    completed: int = _counter()
-    creators: int = _counter(sa.BigInteger)
+    searches: int = counter()
+    completed: int = counter()
+    creators: int = counter(sa.BigInteger)
 
 
 class ScrapingJobKeyword(TableBase, table=True):
