@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.scraping.repository import COUNT_CAP, ResultsRepository
+from services.scraping.repository.results import RANGE_WALK
 from shared import sqltrace
 from shared.db import libpq_url, make_engine
 from shared.results import ResultsFilter, ResultsSort
@@ -63,6 +64,11 @@ CASES = [
     (ResultsFilter(sort=ResultsSort.followers_asc), 5_000, 5_000 + 3 * PAGE),
     (ResultsFilter(min_followers=990_000, sort=ResultsSort.followers_desc), 0, 3 * PAGE + 400),
     (ResultsFilter(max_followers=2_000, sort=ResultsSort.followers_asc), 0, 3 * PAGE + 400),
+    # A range in discovery order: a wide one (1 in 5) is walked in the ordinal index; a narrow
+    # one (1 in 1,000) walks at most RANGE_WALK entries, then its own index answers.
+    (ResultsFilter(min_followers=100_000, max_followers=300_000), 0,
+     5 * (PAGE + COUNT_CAP + 1) + 2 * PAGE),
+    (ResultsFilter(min_followers=999_000), 0, RANGE_WALK + 4 * PAGE),
     # 1 in 8 verified: the walk passes ~8 entries per match; the count stops at the cap.
     (ResultsFilter(verified=True), 0, 8 * (PAGE + COUNT_CAP + 1) + 2 * PAGE),
     (ResultsFilter(has_email=True, sort=ResultsSort.followers_desc), 200,

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scraping.api import create_app as scraping_app
-from services.scraping.repository import COUNT_CAP, JobRepository
+from services.scraping.repository import COUNT_CAP, JobRepository, results
 from shared.models import ScrapingJob
 
 from ..factories import make_campaign, make_job, make_user
@@ -163,6 +163,32 @@ async def test_without_filters_or_sort_the_page_is_the_stored_batches(stored):
     assert body["total"] == 300 and body["next_offset"] == 125
     deep = await stored.get(offset=10_001)  # any depth: batches are found by position
     assert deep.status_code == 200 and deep.json()["items"] == []
+
+
+@pytest.mark.parametrize("walk", [3, 40, results.RANGE_WALK])
+async def test_a_follower_range_in_discovery_order_pages_alike_walked_or_from_its_index(
+    stored, monkeypatch, walk
+):
+    """The range's page walks discovery order up to ``RANGE_WALK`` entries, then asks the
+    range's index: with a walk of 3 entries every page comes from the index, with 40 the
+    pages near the start come from the walk and the later ones from the index."""
+    monkeypatch.setattr(results, "RANGE_WALK", walk)
+    results._page_statement.cache_clear()
+    results._page_query.cache_clear()
+    try:
+        for params in ({"min_followers": 5000}, {"min_followers": 1000, "max_followers": 5000},
+                       {"max_followers": 500, "verified": True}):  # fmt: skip
+            expected = oracle(stored.creators, params)
+            seen, offset = [], 0
+            while offset is not None:
+                body = (await stored.get(**params, offset=offset, limit=9)).json()
+                assert body["total"] == len(expected)
+                seen += [c["creator_key"] for c in body["items"]]
+                offset = body["next_offset"]
+            assert seen == expected, params
+    finally:
+        results._page_statement.cache_clear()
+        results._page_query.cache_clear()
 
 
 @pytest.mark.parametrize(
