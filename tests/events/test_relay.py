@@ -245,6 +245,37 @@ async def test_two_relays_at_once_publish_every_event_exactly_once_and_in_order(
     assert published == [ids[0], ids[149], ids[299]]
 
 
+async def test_events_committed_while_the_relay_runs_are_each_published_once_in_order(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
+):
+    relay = Relay(committed, js, "identity", prefix=nats_prefix, batch_size=20, poll_interval=0.05)
+    background(relay.run())
+
+    async def writer(w: int) -> list[uuid.UUID]:  # one transaction after another
+        ids: list[uuid.UUID] = []
+        for t in range(25):
+            ids += await record_config_changes(committed, 2, key=f"w{w}t{t}-")
+        return ids
+
+    written = await asyncio.gather(*(writer(w) for w in range(4)))
+
+    async def drained() -> bool:
+        return await unpublished(committed) == 0
+
+    await eventually(drained, within=15)
+    relay.stop()
+    assert await stream_messages(js, nats_prefix) == 200
+    stream = stream_name("IDENTITY", nats_prefix)
+    position = {
+        Envelope.from_json((await js.get_msg(stream, seq)).data).id: seq for seq in range(1, 201)
+    }
+    assert set(position) == {i for ids in written for i in ids}  # each once, none lost
+    for ids in written:  # a writer's events reach the stream in the order it committed them
+        assert [position[i] for i in ids] == sorted(position[i] for i in ids)
+    async with committed.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM events")) == 200
+
+
 async def test_notify_wakes_the_relay_long_before_its_polling_interval(
     committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
 ):
