@@ -85,7 +85,7 @@ DATABASE_UP = Gauge(
 
 _OUTBOX = sa.text(
     "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
-    "FROM events WHERE service = :service AND published_at IS NULL"
+    "FROM events_pending WHERE service = :service"
 )
 _DEAD = sa.text(
     "SELECT status, count(*) FROM dead_letters WHERE service = :service GROUP BY status"

@@ -8,7 +8,8 @@ service prefix), in chunks of :data:`CHUNK` rows, each chunk its own short trans
 =================  ========================================  ==================================
 table              rows pruned                               kept for (days, setting)
 =================  ========================================  ==================================
-events             published (the outbox and audit trail)    RETENTION_EVENTS_DAYS
+events             published (the outbox and audit trail),   RETENTION_EVENTS_DAYS
+                   aged by when they occurred
 inbox              applied event ids                         RETENTION_INBOX_DAYS
 event_attempts     attempt counts nobody touched since       RETENTION_INBOX_DAYS
 webhook_events     completed or failed webhooks              RETENTION_WEBHOOK_EVENTS_DAYS
@@ -74,7 +75,9 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("events", "retention_events_days", "published_at", "published_at IS NOT NULL",
+    # Published: no longer pending. Aged by when they occurred (no publish time is kept).
+    Rule("events", "retention_events_days", "occurred_at",
+         "NOT EXISTS (SELECT 1 FROM events_pending AS p WHERE p.id = events.id)",
          "published events"),
     Rule("inbox", "retention_inbox_days", "created_at", "true", "applied event ids"),
     Rule("event_attempts", "retention_inbox_days", "updated_at", "true",

@@ -39,13 +39,15 @@ async def row(engine: AsyncEngine, table: str, values: str, columns: str) -> str
 async def test_a_service_prunes_its_own_finished_rows_past_retention_and_nothing_else(
     committed: AsyncEngine,
 ):
-    ev = "service, type, aggregate_type, aggregate_id, data, published_at"
+    ev = "service, type, aggregate_type, aggregate_id, data, occurred_at"
     events = {
         "old": await row(committed, "events", f"'billing', 't', 'a', '1', '{{}}', {OLD}", ev),
         "recent": await row(committed, "events", f"'billing', 't', 'a', '1', '{{}}', {NEW}", ev),
-        "unpublished": await row(committed, "events", "'billing', 't', 'a', '1', '{}', NULL", ev),
+        "unpublished": await row(committed, "events", f"'billing', 't', 'a', '1', '{{}}', {OLD}", ev),
         "other": await row(committed, "events", f"'campaign', 't', 'a', '1', '{{}}', {OLD}", ev),
-    }
+    }  # fmt: skip
+    # Published: the relay has taken them off the pending list.
+    await insert(committed, f"DELETE FROM events_pending WHERE id <> '{events['unpublished']}'")
     ib = "service, consumer, event_id, created_at"
     inbox = {
         "old": await row(committed, "inbox", f"'billing', 'b', 'e1', {OLD}", ib),

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.models import (
     Event,
     LoggingConfiguration,
+    PendingEvent,
     SystemConfiguration,
     User,
     UserBilling,
@@ -33,6 +34,7 @@ configs = SystemConfiguration.__table__
 levels = LoggingConfiguration.__table__
 webhooks = WebhookEvent.__table__
 events = Event.__table__
+pending_events = PendingEvent.__table__
 steps = UserDeletionStep.__table__
 
 CHILDREN = {
@@ -294,7 +296,8 @@ class IdentityRepository:
                 events.c.aggregate_type,
                 events.c.aggregate_id,
                 events.c.occurred_at,
-                events.c.published_at,
+                # Published once its pending row is gone (no publish time is kept per event).
+                ~sa.exists().where(pending_events.c.id == events.c.id).label("published"),
                 events.c.data,
             )
             .where(events.c.user_id == user_pk)

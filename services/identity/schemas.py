@@ -136,7 +136,7 @@ class EventSummary(BaseModel):
     aggregate_type: str
     aggregate_id: str
     occurred_at: datetime
-    published_at: datetime | None
+    published: bool  # acknowledged by JetStream
     data: dict[str, Any]
 
 

@@ -1,7 +1,9 @@
 """``record_event``: write an event to the outbox in the caller's transaction.
 
 The row and the state change commit or roll back together, so a committed change always has
-its event and a rolled-back one never does. The relay publishes the row after commit.
+its event and a rolled-back one never does. A trigger on ``events`` lists the row in
+``events_pending`` in the same statement; the relay publishes it after commit and removes it
+from that list once JetStream has acknowledged it.
 """
 
 import uuid
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.context import current_causation_id, current_correlation_id
 from shared.models.enums import Service
-from shared.models.messaging import Event
+from shared.models.messaging import Event, PendingEvent
 
 from .catalogue import Payload, spec_for
 
@@ -20,6 +22,8 @@ from .catalogue import Payload, spec_for
 NOTIFY_CHANNEL = "scout_outbox"
 
 events_table: sa.Table = Event.__table__  # type: ignore[assignment]
+# An event's row here (inserted with it by a trigger) is what makes it unpublished.
+pending_table: sa.Table = PendingEvent.__table__  # type: ignore[assignment]
 _t = events_table.c
 _COLUMNS = ("id", "service", "type", "version", "aggregate_type", "aggregate_id", "user_id",
             "correlation_id", "causation_id", "data")  # fmt: skip

@@ -1,11 +1,22 @@
 """The outbox relay: publishes a service's committed ``events`` rows to JetStream, in ``seq`` order.
 
+What is unpublished is listed apart from the events: the ``trg_events_pending`` trigger gives
+every inserted event a row in ``events_pending`` (its ``id``, ``service`` and ``seq``) in the
+same statement, so the row is committed, or rolled back, with the event. The relay claims a
+batch of its service's pending rows in ``seq`` order (leader lock, ``FOR UPDATE SKIP LOCKED``),
+reads the events by primary key, publishes them with ``publish_async`` and, as the acks of each
+chunk come in, deletes the chunk's pending rows: only the acknowledged prefix of a batch is
+deleted, the rest keeps its pending row with ``publish_attempts`` and ``last_error`` counted.
+An ``events`` row is written once and never updated (publishing adds no row version and no
+index entry to the table); an event is published exactly when it has no pending row. No
+publish time is kept per event.
+
 Delivery is at least once from here (Nats-Msg-Id = event id lets JetStream drop a re-publish
 inside its duplicate window) and exactly once in effect at the consumer (the inbox drops the rest).
 Outages are waited out, never given up on: while NATS is disconnected the relay does not touch
 the database, while the database is unreachable it waits on the process's health gate, and
 other failures are retried with backoff capped at ``max_backoff`` (``EVENTS_RETRY_MAX_SECONDS``).
-Published rows are pruned by the retention jobs (``shared.retention``), not here.
+Published events are pruned by the retention jobs (``shared.retention``), not here.
 """
 
 import asyncio
@@ -23,42 +34,43 @@ from shared.db import DriverQuery, libpq_url
 from .catalogue import CATALOGUE
 from .envelope import prefixed, stream_name
 from .health import DatabaseHealth
-from .outbox import NOTIFY_CHANNEL, events_table
+from .outbox import NOTIFY_CHANNEL, pending_table
 
 log = logging.getLogger(__name__)
 
 # First key of the per-service advisory lock (the second is hashtext(service)).
 _LOCK_NAMESPACE = 0x5C0_0B0C
-_t = events_table.c
+_p = pending_table.c
 # The claim and the marks run on the driver connection (``DriverQuery``): one statement each
 # per batch, the ids as one array parameter rather than an IN list of 500.
 #
 # The claim takes the service's leader lock in the same statement (an InitPlan, evaluated once:
-# a relay that is not the leader claims nothing). Each row comes ready to send: the event id as
-# text (the Nats-Msg-Id), its unprefixed subject, and the envelope JSON Postgres builds, with
-# ``data`` embedded as the JSON it holds, so no row is parsed or serialised in Python.
-# ``occurred_at`` is written as ISO 8601 with its UTC offset. The envelope is built outside the
-# locking subquery, for the claimed rows only, and the batch size is written into the SQL: a
-# ``LIMIT`` parameter would let the cached generic plan sort every unpublished row (building
-# its envelope) to keep the first ones, a claim whose cost grows with the backlog.
+# a relay that is not the leader claims nothing). It locks the service's first pending rows in
+# ``seq`` order and reads each event by its primary key. Each row comes ready to send: the
+# event id as text (the Nats-Msg-Id), its unprefixed subject, and the envelope JSON Postgres
+# builds, with ``data`` embedded as the JSON it holds, so no row is parsed or serialised in
+# Python. ``occurred_at`` is written as ISO 8601 with its UTC offset. The envelope is built
+# outside the locking subquery, for the claimed rows only, and the batch size is written into
+# the SQL: a ``LIMIT`` parameter would let the cached generic plan sort every pending row to
+# keep the first ones, a claim whose cost grows with the backlog.
 _CLAIM_SQL = """
-SELECT c.id::text, c.type || '.v' || c.version,
+SELECT e.id::text, e.type || '.v' || e.version,
        json_build_object(
-         'id', c.id, 'type', c.type, 'version', c.version, 'source', c.service,
-         'occurred_at', c.occurred_at,
-         'aggregate', json_build_object('type', c.aggregate_type, 'id', c.aggregate_id),
-         'correlation_id', c.correlation_id, 'causation_id', c.causation_id, 'data', c.data
+         'id', e.id, 'type', e.type, 'version', e.version, 'source', e.service,
+         'occurred_at', e.occurred_at,
+         'aggregate', json_build_object('type', e.aggregate_type, 'id', e.aggregate_id),
+         'correlation_id', e.correlation_id, 'causation_id', e.causation_id, 'data', e.data
        )::text
 FROM (
-  SELECT e.seq, e.id, e.type, e.version, e.service, e.occurred_at, e.aggregate_type,
-         e.aggregate_id, e.correlation_id, e.causation_id, e.data
-  FROM events AS e
+  SELECT p.id, p.seq
+  FROM events_pending AS p
   WHERE (SELECT pg_try_advisory_xact_lock({namespace}, hashtext(:service)))
-    AND e.service = :service AND e.published_at IS NULL
-  ORDER BY e.seq
+    AND p.service = :service
+  ORDER BY p.seq
   LIMIT {batch}
-  FOR UPDATE OF e SKIP LOCKED
+  FOR UPDATE OF p SKIP LOCKED
 ) AS c
+JOIN events AS e ON e.id = c.id
 ORDER BY c.seq
 """
 
@@ -68,19 +80,17 @@ def _claim(batch_size: int) -> DriverQuery:
     return DriverQuery(sa.text(sql).bindparams(sa.bindparam("service", type_=sa.Text)))
 
 
-# Rows per marking UPDATE: a batch is marked in chunks while its later chunks are sent.
+# Rows per mark: a batch is marked in chunks while its later chunks are sent.
 _MARK_CHUNK = 250
 _IDS = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
-_MARK_PUBLISHED = DriverQuery(
-    events_table.update()
-    .where(_t.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid))))
-    .values(published_at=sa.func.now(), publish_attempts=_t.publish_attempts + 1)
-)
+_ANY_ID = _p.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid)))
+# Published: the pending row goes (the event's own row is never touched).
+_MARK_PUBLISHED = DriverQuery(pending_table.delete().where(_ANY_ID))
 _MARK_FAILED = DriverQuery(
-    events_table.update()
-    .where(_t.id == sa.func.any(sa.cast(_IDS, postgresql.ARRAY(sa.Uuid))))
+    pending_table.update()
+    .where(_ANY_ID)
     .values(
-        publish_attempts=_t.publish_attempts + 1,
+        publish_attempts=_p.publish_attempts + 1,
         last_error=sa.bindparam("error", type_=sa.Text),
     )
 )
@@ -141,8 +151,8 @@ class Relay:
             rows = await self._claim.all(conn, {"service": self.service})
             if not rows:
                 return 0
-            # The commit does not wait for its WAL flush: a mark lost to a database crash only
-            # means its rows are published again, which JetStream and the consumers' inboxes
+            # The commit does not wait for its WAL flush: a mark (the deletes of the pending
+            # rows) lost to a database crash only means its rows are published again, which JetStream and the consumers' inboxes
             # drop as duplicates (the same as a relay killed before its commit).
             await _ASYNC_COMMIT.run(conn, {})
             acked, error = await self._publish(conn, rows)
@@ -158,11 +168,11 @@ class Relay:
 
     async def _publish(self, conn: AsyncConnection, rows: list[tuple]) -> tuple[int, str | None]:
         """Publish the rows without waiting for acks, a chunk at a time, while a marker task
-        marks each chunk published once its acks are in: the chunk's UPDATE runs in Postgres as
-        the next chunks are sent. Only the acknowledged prefix is marked published: a later row
-        is never published "before" an earlier one that failed (it is re-sent after it;
-        JetStream drops it if it got there); the rest is marked failed. Returns (acked prefix
-        length, error)."""
+        marks each chunk published once its acks are in: the DELETE of the chunk's pending rows
+        runs in Postgres as the next chunks are sent. Only the acknowledged prefix is marked
+        published: a later row is never published "before" an earlier one that failed (it is
+        re-sent after it; JetStream drops it if it got there); the rest is marked failed.
+        Returns (acked prefix length, error)."""
         chunks: asyncio.Queue[tuple[list[str], list[asyncio.Future]] | None] = asyncio.Queue()
         marker = asyncio.create_task(self._mark_acked(conn, chunks))
         error: str | None = None

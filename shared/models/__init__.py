@@ -31,6 +31,7 @@ from .messaging import (
     EventAttempt,
     IdempotencyKey,
     InboxEntry,
+    PendingEvent,
     RateLimit,
     WebhookEvent,
 )
@@ -74,6 +75,7 @@ OWNERSHIP: dict[str, str] = {
     "scraping_enrichment_items": Service.scraping,
     "scraping_creator_profiles": Service.scraping,
     "events": SHARED,
+    "events_pending": SHARED,
     "inbox": SHARED,
     "event_attempts": SHARED,
     "dead_letters": SHARED,
@@ -110,6 +112,7 @@ __all__ = [
     "InboxEntry",
     "ListItem",
     "LoggingConfiguration",
+    "PendingEvent",
     "RateLimit",
     "ScrapingJob",
     "ScrapingJobCreator",

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
-from .base import TableBase, enum_column, jsonb, one_of, tz_timestamp
+from .base import TableBase, counter, enum_column, jsonb, one_of, tz_timestamp
 from .enums import (
     BackgroundJobStatus,
     DeadLetterStatus,
@@ -26,31 +26,24 @@ def _service():
 
 
 class Event(TableBase, table=True):
-    """Outbox and audit trail. ``id`` is the envelope id (and the ``Nats-Msg-Id``)."""
+    """Outbox and audit trail. ``id`` is the envelope id (and the ``Nats-Msg-Id``).
+
+    A row is written once and never updated: whether it is published is whether it still has a
+    row in ``events_pending`` (:class:`PendingEvent`), which the ``trg_events_pending`` trigger
+    inserts with it.
+    """
 
     __tablename__ = "events"
     __table_args__ = (
         one_of("service", Service),
         sa.CheckConstraint("version >= 1", name="version_positive"),
-        # The relay's scan: unpublished rows in insertion order, tiny because it is partial.
-        sa.Index(
-            "ix_events_seq_unpublished",
-            "seq",
-            postgresql_where=sa.text("published_at IS NULL"),
-        ),
         # Billing's trial-expiry check (by type and aggregate).
         sa.Index("ix_events_aggregate_type_aggregate_id", "aggregate_type", "aggregate_id"),
         # The audit listing and the dashboard's recent activity of one user.
         sa.Index("ix_events_user_id_occurred_at", "user_id", "occurred_at"),
-        # No index on type alone: no query reads one, and every mark of the relay adds an entry
-        # to each index of the table.
-        # Retention: one service's rows published before a cutoff.
-        sa.Index(
-            "ix_events_service_published_at",
-            "service",
-            "published_at",
-            postgresql_where=sa.text("published_at IS NOT NULL"),
-        ),
+        # No index on type alone: no query reads one, and each index is paid for on every event.
+        # Retention: one service's rows that occurred before a cutoff.
+        sa.Index("ix_events_service_occurred_at", "service", "occurred_at"),
     )
 
     # Insertion order for the relay (an identity column, not the primary key).
@@ -78,10 +71,27 @@ class Event(TableBase, table=True):
         nullable=False,
         sa_column_kwargs={"server_default": sa.func.now()},
     )
-    published_at: datetime | None = tz_timestamp()
-    publish_attempts: int = Field(
-        default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")}
+
+
+class PendingEvent(TableBase, table=True):
+    """An ``events`` row not yet published, by the same ``id``: the outbox the relay reads.
+
+    Inserted by the ``trg_events_pending`` trigger in the statement that inserts the event (any
+    writer, any number of rows), deleted by the relay once JetStream has acknowledged the event.
+    ``publish_attempts`` and ``last_error`` count the failed attempts at it. No foreign key:
+    events are only ever deleted by retention, which keeps every row that has one of these.
+    """
+
+    __tablename__ = "events_pending"
+    __table_args__ = (
+        one_of("service", Service),
+        # The relay's claim: one service's rows in seq order.
+        sa.Index("ix_events_pending_service_seq", "service", "seq"),
     )
+
+    service: str = _service()
+    seq: int = Field(sa_type=sa.BigInteger, nullable=False)
+    publish_attempts: int = counter()
     last_error: str | None = Field(default=None, sa_type=sa.Text)
 
 

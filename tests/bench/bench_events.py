@@ -153,12 +153,14 @@ async def latency(
 ) -> list[float]:
     """Commit one event at a time at ``rate``/s; latency = commit → consumer handler running."""
     committed_at: dict[str, float] = {}
-    latencies: list[float] = []
+    # Arrival times, matched to commit times at the end: the handler may run before the writer
+    # has noted its commit time.
+    arrived: dict[str, float] = {}
     done = asyncio.Event()
 
     async def handler(session: AsyncSession, envelope: Envelope) -> None:
-        latencies.append(time.perf_counter() - committed_at[str(envelope.id)])
-        if len(latencies) == n:
+        arrived.setdefault(str(envelope.id), time.perf_counter())
+        if len(arrived) == n:
             done.set()
 
     relay = Relay(engine, js, "identity", prefix=prefix, poll_interval=1.0)
@@ -182,7 +184,7 @@ async def latency(
     relay.stop()
     consumer.stop()
     await asyncio.gather(*tasks)
-    return latencies
+    return [arrived[event_id] - at for event_id, at in committed_at.items()]
 
 
 def _pct(values: list[float], p: float) -> float:

@@ -63,9 +63,7 @@ def unsettled(stack: Stack) -> dict[str, int]:
             max(0, int(n_events) - int(n_applied))
             for _, _, n_events, n_applied in applications(stack)
         ),
-        "unpublished events": stack.scalar(
-            "SELECT count(*) FROM events WHERE published_at IS NULL"
-        ),
+        "unpublished events": stack.scalar("SELECT count(*) FROM events_pending"),
         "jobs not ended": stack.scalar(
             "SELECT count(*) FROM scraping_jobs WHERE status IN ('pending', 'processing')"
         ),

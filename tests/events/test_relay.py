@@ -46,7 +46,15 @@ async def stream_messages(js: JetStreamContext, prefix: str) -> int:
 
 async def unpublished(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return await conn.scalar(sa.text("SELECT count(*) FROM events WHERE published_at IS NULL"))
+        return await conn.scalar(sa.text("SELECT count(*) FROM events_pending"))
+
+
+async def row_version(engine: AsyncEngine, event_id: uuid.UUID) -> str:
+    """The transaction that wrote the event's row as it stands (any UPDATE changes it)."""
+    async with engine.connect() as conn:
+        return await conn.scalar(
+            sa.text("SELECT xmin::text FROM events WHERE id = :id"), {"id": event_id}
+        )
 
 
 async def test_record_event_validates_against_the_catalogue_and_ownership(session: AsyncSession):
@@ -68,17 +76,43 @@ async def test_record_event_validates_against_the_catalogue_and_ownership(sessio
         )  # fmt: skip
     row = (
         await session.execute(
-            sa.text("SELECT correlation_id, causation_id, published_at FROM events WHERE id = :id"),
+            sa.text(
+                "SELECT e.correlation_id, e.causation_id, p.service, p.seq = e.seq"
+                " FROM events e LEFT JOIN events_pending p ON p.id = e.id WHERE e.id = :id"
+            ),
             {"id": event_id},
         )
     ).one()
-    assert tuple(row) == ("corr-1", "cause-1", None)
+    assert tuple(row) == ("corr-1", "cause-1", "identity", True)  # pending, by its seq
+
+
+async def test_every_event_inserted_is_pending_whoever_inserts_it(session: AsyncSession):
+    # A multi-row INSERT of raw SQL (as the scraping work step writes its events) is listed too.
+    inserted = await session.scalars(
+        sa.text(
+            "INSERT INTO events (service, type, aggregate_type, aggregate_id)"
+            " VALUES ('scraping', 'a', 'job', '1'), ('scraping', 'b', 'job', '1'),"
+            " ('billing', 'c', 'user', '2') RETURNING id"
+        )
+    )
+    ids = set(inserted)
+    pending = (
+        await session.execute(
+            sa.text(
+                "SELECT p.id, p.service, p.seq, p.publish_attempts FROM events_pending p"
+                " JOIN events e ON e.id = p.id AND e.service = p.service AND e.seq = p.seq"
+            )
+        )
+    ).all()
+    assert {r.id for r in pending} == ids and len(pending) == 3
+    assert all(r.publish_attempts == 0 for r in pending)
 
 
 async def test_a_committed_change_is_published_exactly_once_and_a_rolled_back_one_never(
     committed: AsyncEngine, js: JetStreamContext, nats_prefix: str
 ):
     [event_id] = await record_config_changes(committed, 1)
+    written_by = await row_version(committed, event_id)
     with pytest.raises(RuntimeError):
         async with transaction(session_factory(committed)) as session:
             await record_event(
@@ -98,6 +132,8 @@ async def test_a_committed_change_is_published_exactly_once_and_a_rolled_back_on
     assert msg.subject == f"{nats_prefix}.platform.config.changed.v1"
     assert envelope.correlation_id == str(event_id)  # a new chain starts at its first event
     assert await unpublished(committed) == 0
+    # Publishing never rewrites the event's row: the audit trail keeps it as it was written.
+    assert await row_version(committed, event_id) == written_by
     # The envelope Postgres builds carries the row as it is, its instant with its offset.
     async with committed.connect() as conn:
         occurred_at = await conn.scalar(
@@ -166,7 +202,9 @@ async def test_nats_down_while_events_are_written_loses_nothing(
         await eventually(looped)
         assert await unpublished(committed) == 20
         async with committed.connect() as conn:  # … without claiming rows it could not send
-            attempts = await conn.scalar(sa.text("SELECT max(publish_attempts) FROM events"))
+            attempts = await conn.scalar(
+                sa.text("SELECT max(publish_attempts) FROM events_pending")
+            )
         assert attempts == 0
 
         await nats_proxy.start()  # NATS is back: the client reconnects, the relay catches up
@@ -207,6 +245,37 @@ async def test_two_relays_at_once_publish_every_event_exactly_once_and_in_order(
     assert published == [ids[0], ids[149], ids[299]]
 
 
+async def test_events_committed_while_the_relay_runs_are_each_published_once_in_order(
+    committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
+):
+    relay = Relay(committed, js, "identity", prefix=nats_prefix, batch_size=20, poll_interval=0.05)
+    background(relay.run())
+
+    async def writer(w: int) -> list[uuid.UUID]:  # one transaction after another
+        ids: list[uuid.UUID] = []
+        for t in range(25):
+            ids += await record_config_changes(committed, 2, key=f"w{w}t{t}-")
+        return ids
+
+    written = await asyncio.gather(*(writer(w) for w in range(4)))
+
+    async def drained() -> bool:
+        return await unpublished(committed) == 0
+
+    await eventually(drained, within=15)
+    relay.stop()
+    assert await stream_messages(js, nats_prefix) == 200
+    stream = stream_name("IDENTITY", nats_prefix)
+    position = {
+        Envelope.from_json((await js.get_msg(stream, seq)).data).id: seq for seq in range(1, 201)
+    }
+    assert set(position) == {i for ids in written for i in ids}  # each once, none lost
+    for ids in written:  # a writer's events reach the stream in the order it committed them
+        assert [position[i] for i in ids] == sorted(position[i] for i in ids)
+    async with committed.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM events")) == 200
+
+
 async def test_notify_wakes_the_relay_long_before_its_polling_interval(
     committed: AsyncEngine, js: JetStreamContext, nats_prefix: str, background
 ):
@@ -236,7 +305,7 @@ async def test_unacknowledged_batches_stay_unpublished_and_are_counted(
         await relay.publish_batch()
     async with committed.connect() as conn:
         rows = (
-            await conn.execute(sa.text("SELECT publish_attempts, last_error FROM events"))
+            await conn.execute(sa.text("SELECT publish_attempts, last_error FROM events_pending"))
         ).all()
     assert len(rows) == 3 and all(attempts == 1 and error for attempts, error in rows)
     assert await unpublished(committed) == 3
@@ -268,12 +337,12 @@ async def test_a_failed_row_mid_batch_marks_the_prefix_published_and_the_rest_fa
         rows = (
             await conn.execute(
                 sa.text(
-                    "SELECT published_at IS NOT NULL, publish_attempts, last_error IS NOT NULL"
-                    " FROM events ORDER BY seq"
+                    "SELECT p.id IS NULL, coalesce(p.publish_attempts, 0), p.last_error IS NOT NULL"
+                    " FROM events e LEFT JOIN events_pending p ON p.id = e.id ORDER BY e.seq"
                 )
             )
         ).all()
-    assert [tuple(r) for r in rows[:300]] == [(True, 1, False)] * 300
+    assert [tuple(r) for r in rows[:300]] == [(True, 0, False)] * 300  # published: not pending
     assert [tuple(r) for r in rows[300:500]] == [(False, 1, True)] * 200  # from the failed row on
     assert [tuple(r) for r in rows[500:]] == [(False, 0, False)] * 100  # not in the batch
     assert await Relay(committed, js, "identity", prefix=nats_prefix).drain() == 300

@@ -101,6 +101,11 @@ async def test_dossier_flags_inconsistencies_and_lists_events(api, committed, au
     assert dossier["related_rows"]["campaigns"] == 1
     assert all(dossier["child_rows"].values())
     assert [e["type"] for e in dossier["recent_events"]] == ["identity.user.updated"]
+    assert [e["published"] for e in dossier["recent_events"]] == [False]  # no relay runs here
+    async with committed.begin() as conn:  # what the relay does once JetStream has acked it
+        await conn.execute(sa.text("DELETE FROM events_pending"))
+    response = await api.get(f"/admin/users/{broken.user_id}", headers=auth(admin))
+    assert [e["published"] for e in response.json()["recent_events"]] == [True]
 
     response = await api.get(f"/admin/users/{orphan.user_id}", headers=auth(admin))
     codes = {i["code"] for i in response.json()["inconsistencies"]}

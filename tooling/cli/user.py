@@ -106,7 +106,7 @@ def inspect(
                 e.occurred_at.isoformat(timespec="seconds"),
                 e.service,
                 f"{e.type}.v{e.version}",
-                "yes" if e.published_at else "no",
+                "yes" if e.published else "no",
             )
             for e in found.recent_events
         ],
