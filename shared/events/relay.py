@@ -152,8 +152,9 @@ class Relay:
             if not rows:
                 return 0
             # The commit does not wait for its WAL flush: a mark (the deletes of the pending
-            # rows) lost to a database crash only means its rows are published again, which JetStream and the consumers' inboxes
-            # drop as duplicates (the same as a relay killed before its commit).
+            # rows) lost to a database crash only means its rows are published again, which
+            # JetStream and the consumers' inboxes drop as duplicates (the same as a relay
+            # killed before its commit).
             await _ASYNC_COMMIT.run(conn, {})
             acked, error = await self._publish(conn, rows)
             # A crash from here to commit leaves published rows unmarked: the next relay

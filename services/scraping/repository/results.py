@@ -91,9 +91,11 @@ def _range_walk(filters: frozenset[str]) -> str:
     read from the index) costs ``matches needed / share of the job in range`` entries, taking
     the range from the followers index and sorting costs every creator in range. Postgres
     picks one from its estimate, and on a big job it picked the sort of all ~110k in range for
-    a page of 50. So the walk runs first, over at most :data:`RANGE_WALK` entries (a few
-    milliseconds, index only); only when it found too few — a range under ~0.5% of the job —
-    does the range's index answer, and then it holds few creators by that very fact."""
+    a page of 50. So the walk runs first, over at most :data:`RANGE_WALK` entries (about a
+    millisecond, index only); only when it found too few — on a first page, a range under
+    ~0.5% of the job — does the range's index answer, and then it holds few creators by that
+    very fact. A deep page (``offset`` up to 10,000) mostly takes the index, at the cost of
+    sorting the creators in range."""
     need = ":offset + :limit + 1"
     where = _where(filters)
     return f"""
