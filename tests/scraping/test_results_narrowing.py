@@ -82,6 +82,18 @@ class Stored:
             f"/jobs/{self.job.id}/results", params=params, headers=self.headers
         )
 
+    async def page_through(self, params: dict[str, Any], limit: int) -> list[str]:
+        """Every key of the narrowed set, following ``next_offset`` page by page; each page
+        states the same total, the oracle's."""
+        expected = oracle(self.creators, params)
+        seen, offset = [], 0
+        while offset is not None:
+            body = (await self.get(**params, offset=offset, limit=limit)).json()
+            assert body["total"] == len(expected)
+            seen += [c["creator_key"] for c in body["items"]]
+            offset = body["next_offset"]
+        return seen
+
 
 @pytest.fixture
 async def stored(service_settings, committed, signing_keys) -> AsyncIterator[Stored]:
@@ -146,13 +158,7 @@ async def test_a_narrowed_page_matches_the_oracle_in_one_statement(stored, param
 async def test_paging_through_a_narrowed_sorted_set_sees_each_creator_once(stored):
     params = {"sort": "followers_desc", "min_followers": 1000}
     expected = oracle(stored.creators, params)
-    seen, offset = [], 0
-    while offset is not None:
-        body = (await stored.get(**params, offset=offset, limit=7)).json()
-        assert body["total"] == len(expected)
-        seen += [c["creator_key"] for c in body["items"]]
-        offset = body["next_offset"]
-    assert seen == expected
+    assert await stored.page_through(params, limit=7) == expected
     past = (await stored.get(**params, offset=len(expected) + 5)).json()
     assert past["items"] == [] and past["next_offset"] is None
 
@@ -179,13 +185,7 @@ async def test_a_follower_range_in_discovery_order_pages_alike_walked_or_from_it
         for params in ({"min_followers": 5000}, {"min_followers": 1000, "max_followers": 5000},
                        {"max_followers": 500, "verified": True}):  # fmt: skip
             expected = oracle(stored.creators, params)
-            seen, offset = [], 0
-            while offset is not None:
-                body = (await stored.get(**params, offset=offset, limit=9)).json()
-                assert body["total"] == len(expected)
-                seen += [c["creator_key"] for c in body["items"]]
-                offset = body["next_offset"]
-            assert seen == expected, params
+            assert await stored.page_through(params, limit=9) == expected, params
     finally:
         results._page_statement.cache_clear()
         results._page_query.cache_clear()
