@@ -38,6 +38,7 @@ from .messaging import (
 from .scraping import (
     ScrapingJob,
     ScrapingJobCreator,
+    ScrapingJobFlagCount,
     ScrapingJobKeyword,
     ScrapingResult,
     ScrapingUserDay,
@@ -69,6 +70,7 @@ OWNERSHIP: dict[str, str] = {
     "scraping_jobs": Service.scraping,
     "scraping_results": Service.scraping,
     "scraping_job_creators": Service.scraping,
+    "scraping_job_flag_counts": Service.scraping,
     "scraping_user_days": Service.scraping,
     "scraping_job_keywords": Service.scraping,
     "scraping_enrichments": Service.scraping,
@@ -116,6 +118,7 @@ __all__ = [
     "RateLimit",
     "ScrapingJob",
     "ScrapingJobCreator",
+    "ScrapingJobFlagCount",
     "ScrapingJobKeyword",
     "ScrapingResult",
     "ScrapingUserDay",

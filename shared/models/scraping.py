@@ -234,6 +234,25 @@ class ScrapingJobCreator(TableBase, table=True):
     )
 
 
+class ScrapingJobFlagCount(TableBase, table=True):
+    """How many of a job's creators have each combination of the ``verified`` and
+    ``has_email`` filters: the exact ``total`` of a results page narrowed by those flags
+    alone, whatever the job's size. Kept by statement-level triggers on
+    ``scraping_job_creators`` (migration 0017) in the same statement as the rows they count;
+    rows go with their job. No row means zero; ``scout db analyze`` checks every row against a
+    recount."""
+
+    __tablename__ = "scraping_job_flag_counts"
+    __table_args__ = (sa.UniqueConstraint("job_id", "verified", "has_email"),)
+
+    job_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="scraping_jobs.id", ondelete="CASCADE", nullable=False
+    )
+    verified: bool = Field(nullable=False)
+    has_email: bool = Field(nullable=False)
+    creators: int = counter(sa.BigInteger)
+
+
 class ScrapingUserDay(TableBase, table=True):
     """A user's searches of one UTC day (the day of the job's ``created_at``): how many were
     created, how many completed, and the creators found by those that finished (any terminal

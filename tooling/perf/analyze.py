@@ -46,6 +46,15 @@ DAYS_DRIFT = """SELECT count(*) FROM scraping_user_days s
         IS DISTINCT FROM (coalesce(c.searches, 0), coalesce(c.completed, 0), coalesce(c.creators, 0))"""
 
 
+# (job, verified, has_email) combinations whose ``scraping_job_flag_counts`` row (none = zero)
+# differs from a recount of the job's creators.
+FLAGS_DRIFT = """SELECT count(*) FROM scraping_job_flag_counts f
+  FULL JOIN (SELECT job_id, verified, has_email, count(*) AS creators FROM scraping_job_creators
+             GROUP BY 1, 2, 3) c
+    ON c.job_id = f.job_id AND c.verified = f.verified AND c.has_email = f.has_email
+  WHERE coalesce(f.creators, 0) <> coalesce(c.creators, 0)"""
+
+
 def _months_drift() -> str:
     """(user, UTC month) pairs whose ``billing_usage_months`` row (none = zeros) differs from a
     recount of the confirmed reservations settled that month."""
@@ -95,6 +104,11 @@ QUALITY_CHECKS: dict[str, tuple[str, str]] = {
     "scraping_user_days_drift": (
         "(user, day) pairs whose search counters (dashboard's 30 days) differ from a recount",
         DAYS_DRIFT,
+    ),
+    "scraping_job_flag_counts_drift": (
+        "(job, verified, has_email) combinations whose count (narrowed totals) differs from a"
+        " recount",
+        FLAGS_DRIFT,
     ),
     "billing_usage_months_drift": (
         "(user, month) pairs whose settled usage (usage history) differs from a recount",

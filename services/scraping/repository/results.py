@@ -16,7 +16,8 @@ bounded (:data:`MAX_NARROWED_OFFSET`, 422 beyond), so no page walks a whole 100k
 1,000 creators (``target_results``), so for those it is always exact; counting stops there, so
 a page of a bigger (imported or seeded) job never counts the whole job, and the page says
 ``total_capped`` when it stopped. Without filters the total is the job's stored count, read
-from the job row.
+from the job row; narrowed by ``verified`` and/or ``has_email`` alone, it is exact at any size,
+read from the job's ``scraping_job_flag_counts`` rows.
 """
 
 import uuid
@@ -40,11 +41,11 @@ _ORDER = {
     ResultsSort.followers_asc: "{t}.followers ASC NULLS LAST, {t}.ordinal",
 }
 _CONDITIONS = {
-    "min_followers": "k.followers >= :min_followers",
-    "max_followers": "k.followers <= :max_followers",
-    "verified": "k.verified = :verified",
-    "has_email": "k.has_email = :has_email",
-    "q": "k.search_text LIKE :pattern ESCAPE '\\'",
+    "min_followers": "followers >= :min_followers",
+    "max_followers": "followers <= :max_followers",
+    "verified": "verified = :verified",
+    "has_email": "has_email = :has_email",
+    "q": "search_text LIKE :pattern ESCAPE '\\'",
 }
 _TYPES = {
     "job_id": sa.Uuid,
@@ -74,8 +75,13 @@ class NarrowedPage:
         return self.offset + self.count if self.more else None
 
 
-def _where(filters: frozenset[str]) -> str:
-    return "".join(f" AND {_CONDITIONS[name]}" for name in sorted(filters))
+def _where(filters: frozenset[str], table: str = "k") -> str:
+    return "".join(f" AND {table}.{_CONDITIONS[name]}" for name in sorted(filters))
+
+
+# Filters whose matches are counted per job by ``scraping_job_flag_counts``: a page narrowed by
+# these alone has an exact total, read from at most four rows.
+_FLAGS = frozenset({"verified", "has_email"})
 
 
 # Index entries a page of a follower range in discovery order walks before it turns to the
@@ -128,12 +134,18 @@ def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause
     ``(job_id, ordinal)`` (one probe per row, whatever the job's size)."""
     where = _where(filters)
     inner_order = _ORDER[sort].format(t="k")
-    total = (
-        f"(SELECT count(*) FROM (SELECT FROM scraping_job_creators AS k"
-        f" WHERE k.job_id = j.id{where} LIMIT {COUNT_CAP + 1}) AS m)"
-        if filters
-        else "j.processed_results"
-    )
+    if not filters:
+        total = "j.processed_results"
+    elif filters <= _FLAGS:
+        total = (
+            f"(SELECT coalesce(sum(f.creators), 0)::bigint FROM scraping_job_flag_counts AS f"
+            f" WHERE f.job_id = j.id{_where(filters, 'f')})"
+        )
+    else:
+        total = (
+            f"(SELECT count(*) FROM (SELECT FROM scraping_job_creators AS k"
+            f" WHERE k.job_id = j.id{where} LIMIT {COUNT_CAP + 1}) AS m)"
+        )
     prefix = ""
     positions = f"""SELECT k.ordinal, row_number() OVER (ORDER BY {inner_order}) AS pos
           FROM scraping_job_creators AS k
@@ -246,7 +258,7 @@ class ResultsRepository:
         total, fetched, items = row
         more = fetched > limit
         count = min(fetched, limit)
-        total, total_capped = capped(total) if filters else (total, False)
+        total, total_capped = capped(total) if filters - _FLAGS else (total, False)
         return NarrowedPage(items or "[]", count, total, total_capped, more, offset, limit)
 
     async def job_platform(self, user_id: uuid.UUID, job_id: uuid.UUID) -> str | None:

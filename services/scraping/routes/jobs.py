@@ -124,7 +124,8 @@ async def job_results(
     ``verified``, ``has_email`` and ``q`` (a case-insensitive substring of username, display
     name or bio) narrow them, ``sort`` orders them (``found``, ``followers_desc``,
     ``followers_asc``; unknown follower counts last). ``total`` counts the narrowed set, exactly
-    up to 1,000 matches (then 1,000 and ``X-Total-Capped: true``). Every item carries its
+    up to 1,000 matches (then 1,000 and ``X-Total-Capped: true``); narrowed by ``verified``
+    and/or ``has_email`` alone, exactly at any size. Every item carries its
     ``creator_key``. A page costs the same whatever the job's size. One statement: the caller
     is resolved inside it, so this route does not take ``CallerId``."""
     offset, limit = query.offset, query.limit
