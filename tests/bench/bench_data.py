@@ -292,6 +292,10 @@ STATS_TRIGGERS = {
     "scraping_jobs": ("trg_scraping_jobs_days_insert", "trg_scraping_jobs_days_update",
                       "trg_scraping_jobs_days_delete", "trg_scraping_jobs_keywords_insert",
                       "trg_scraping_jobs_keywords_update"),
+    # scraping_job_flag_counts (the exact total of a page narrowed by verified / has_email)
+    "scraping_job_creators": ("trg_scraping_job_creators_flags_insert",
+                              "trg_scraping_job_creators_flags_update",
+                              "trg_scraping_job_creators_flags_delete"),
     # billing_usage_months (GET /billing/usage/history)
     "usage_reservations": ("trg_usage_reservations_months_insert",
                            "trg_usage_reservations_months_update",
@@ -305,7 +309,9 @@ async def writes(url: str, n: int = 300) -> dict:
     for a user with 1k campaigns and lists; a job insert (two keywords), a job's completion
     and a running job's progress update (what ``JobService`` writes to the job row, under
     its lock), and a reservation's confirm (``usage.release`` of a hold, 1,000 each way),
-    each in its own transaction; with the triggers on and off, interleaved."""
+    each in its own transaction; a page of 20 new creators stored by a search's store
+    statement (under the job's lock, as a work item does); with the triggers on and off,
+    interleaved."""
     user, _, _ = _setup(url, 0, (1_000,))
     with psycopg.connect(url) as conn:
         list_id = conn.execute(
@@ -383,6 +389,17 @@ async def writes(url: str, n: int = 300) -> dict:
         return await update_job(running, status="processing", processed_results=k % 100,
                                 progress=Decimal(k % 100))  # fmt: skip
 
+    storing = await new_job()
+
+    @timed
+    async def store_page() -> None:
+        k = next(counter)
+        page = [(f"w{k}-{i}", {**_creator(i), "creator_key": f"w{k}-{i}"}) for i in range(20)]
+        async with transaction(factory) as session:
+            repository = JobRepository(session)
+            await repository.lock(storing)
+            await repository.store_creators(storing, "tiktok", page, 10**9)
+
     async def confirm() -> float:
         async with transaction(factory) as session:
             reservation = await session.scalar(
@@ -405,6 +422,7 @@ async def writes(url: str, n: int = 300) -> dict:
                                ("job insert", job_insert, n // 10),
                                ("job completion", job_completion, n // 10),
                                ("running job's progress", job_progress, n // 10),
+                               ("creators stored, page of 20", store_page, n // 10),
                                ("reservation confirm", confirm, 100)):  # fmt: skip
         on, off = [], []
         for _ in range(20):
