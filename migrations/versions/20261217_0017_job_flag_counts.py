@@ -37,14 +37,13 @@ KEY = "job_id, verified, has_email"
 
 def _upsert(deltas: str) -> str:
     """Add ``deltas`` (``job_id, verified, has_email, creators``) to each combination's row,
-    rows in key order, deltas moving nothing and jobs being deleted skipped."""
+    rows in key order, deltas moving nothing and jobs being deleted skipped (one job probe per
+    combination, after grouping, not one per row)."""
     return f"""
     INSERT INTO {TABLE} AS f ({KEY}, creators)
-    SELECT d.job_id, d.verified, d.has_email, sum(d.creators)
-    FROM ({deltas}) d
-    WHERE EXISTS (SELECT 1 FROM scraping_jobs j WHERE j.id = d.job_id)
-    GROUP BY d.job_id, d.verified, d.has_email
-    HAVING sum(d.creators) <> 0
+    SELECT d.job_id, d.verified, d.has_email, d.creators
+    FROM (SELECT {KEY}, sum(creators) AS creators FROM ({deltas}) x GROUP BY {KEY}) d
+    WHERE d.creators <> 0 AND EXISTS (SELECT 1 FROM scraping_jobs j WHERE j.id = d.job_id)
     ORDER BY d.job_id, d.verified, d.has_email
     ON CONFLICT ({KEY}) DO UPDATE SET creators = f.creators + excluded.creators;
     """

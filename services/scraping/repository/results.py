@@ -84,6 +84,12 @@ def _where(filters: frozenset[str], table: str = "k") -> str:
 _FLAGS = frozenset({"verified", "has_email"})
 
 
+def _exact_total(filters: frozenset[str]) -> bool:
+    """Whether the page's total is exact at any size (the job's stored count, or the flag
+    counts), rather than counted up to :data:`COUNT_CAP`."""
+    return filters <= _FLAGS
+
+
 # Index entries a page of a follower range in discovery order walks before it turns to the
 # range's own index (see :func:`_range_walk`).
 RANGE_WALK = 10_000
@@ -128,15 +134,15 @@ found AS (
 @cache
 def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause:
     """One statement per (filters, sort), built once: the caller resolved by Clerk id and the
-    job's ownership checked inside it (no row: no such job of this live user), the capped
-    count, and the page — positions by an index walk fetching ``limit + 1`` (the
+    job's ownership checked inside it (no row: no such job of this live user), the total
+    (exact when :func:`_exact_total`, else counted up to the cap), and the page — positions by an index walk fetching ``limit + 1`` (the
     extra one only says there is more), then only the page's rows' creators, each by its
     ``(job_id, ordinal)`` (one probe per row, whatever the job's size)."""
     where = _where(filters)
     inner_order = _ORDER[sort].format(t="k")
     if not filters:
         total = "j.processed_results"
-    elif filters <= _FLAGS:
+    elif _exact_total(filters):
         total = (
             f"(SELECT coalesce(sum(f.creators), 0)::bigint FROM scraping_job_flag_counts AS f"
             f" WHERE f.job_id = j.id{_where(filters, 'f')})"
@@ -258,7 +264,7 @@ class ResultsRepository:
         total, fetched, items = row
         more = fetched > limit
         count = min(fetched, limit)
-        total, total_capped = capped(total) if filters - _FLAGS else (total, False)
+        total, total_capped = (total, False) if _exact_total(filters) else capped(total)
         return NarrowedPage(items or "[]", count, total, total_capped, more, offset, limit)
 
     async def job_platform(self, user_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
