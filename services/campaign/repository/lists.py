@@ -100,7 +100,7 @@ FROM creator_lists l
 LEFT JOIN LATERAL (
   SELECT {_ITEM_COLUMNS}
   FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id
-  WHERE i.list_id = l.id
+  WHERE i.list_id = :list_id
   ORDER BY i.position, i.id
   LIMIT :limit OFFSET :offset
 ) page ON true
@@ -110,13 +110,13 @@ WHERE l.id = :list_id AND l.user_id = :user_id
 
 _BUCKET_ITEMS_PAGE = sa.text(
     f"""
-SELECT (SELECT count(*) FROM list_items c WHERE c.list_id = l.id AND c.bucket = :bucket)
+SELECT (SELECT count(*) FROM list_items c WHERE c.list_id = :list_id AND c.bucket = :bucket)
          AS _total, page.*
 FROM creator_lists l
 LEFT JOIN LATERAL (
   SELECT {_ITEM_COLUMNS}
   FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id
-  WHERE i.list_id = l.id AND i.bucket = :bucket
+  WHERE i.list_id = :list_id AND i.bucket = :bucket
   ORDER BY i.position, i.id
   LIMIT :limit OFFSET :offset
 ) page ON true
