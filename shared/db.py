@@ -190,6 +190,11 @@ _DIALECT = PGDialectAsync_psycopg()
 T = TypeVar("T")
 
 
+# The SQL of every ``DriverQuery`` planned for each call, so a replay of recorded statements
+# (``scout db perf``'s raw-psycopg baseline) runs them as Scout does.
+PLANNED_EACH_CALL: set[str] = set()
+
+
 class DriverQuery:
     """A read compiled once to the SQL psycopg receives, run with psycopg directly: no
     SQLAlchemy execution context, result processing or greenlet hop per call (measured on the
@@ -202,13 +207,24 @@ class DriverQuery:
     Only for statements whose parameters psycopg adapts natively as SQLAlchemy would (uuid,
     str, int, lists of str, datetimes) and whose columns need no SQLAlchemy result processing
     (Postgres types psycopg loads itself); no expanding ``IN`` parameters.
+
+    psycopg prepares a statement on a connection once it ran five times there, and Postgres
+    then settles on a generic plan when its estimate is no worse than the plans it made for the
+    values seen so far. ``plan_each_call`` keeps a statement unprepared, so every call is
+    planned for its own values (~0.4 ms of planning): for a statement whose right plan depends
+    on a value's selectivity, such as a substring that is rare in one call and common in the
+    next, where a generic plan that suits one can take several times as long for the other.
     """
 
-    __slots__ = ("defaults", "names", "processors", "sql")
+    __slots__ = ("defaults", "names", "prepare", "processors", "sql")
 
-    def __init__(self, stmt: sa.Executable) -> None:
+    def __init__(self, stmt: sa.Executable, *, plan_each_call: bool = False) -> None:
         compiled = stmt.compile(dialect=_DIALECT)
         self.sql: str = str(compiled)
+        self.prepare: bool | None = None  # psycopg decides
+        if plan_each_call:
+            self.prepare = False
+            PLANNED_EACH_CALL.add(self.sql)
         if "POSTCOMPILE" in self.sql:
             raise ValueError("expanding (IN) parameters need SQLAlchemy's execution path")
         # What SQLAlchemy would do to a parameter before psycopg sees it (most types: nothing).
@@ -237,9 +253,9 @@ class DriverQuery:
         if isinstance(session, AsyncSession):
             reads: ReadPool | None = session.info.get(READS)
             if reads is not None:
-                return await reads.execute(self.sql, values, fetch)
+                return await reads.execute(self.sql, values, fetch, prepare=self.prepare)
         driver = await driver_connection(session)
-        return await fetch(await driver.execute(self.sql, values))
+        return await fetch(await driver.execute(self.sql, values, prepare=self.prepare))
 
     async def all(
         self, session: AsyncSession | AsyncConnection, params: Mapping[str, Any]
@@ -268,7 +284,7 @@ class DriverQuery:
         reads = read_pool(engine)
         if reads is None:
             raise ValueError("this engine has no ReadPool; build it with shared.db.make_engine")
-        return await reads.execute(self.sql, self.bind(params), _fetchone)
+        return await reads.execute(self.sql, self.bind(params), _fetchone, prepare=self.prepare)
 
     async def _named(self, cursor: psycopg.AsyncCursor) -> dict[str, Any] | None:
         row = await cursor.fetchone()

@@ -48,8 +48,11 @@ class ReadPool:
         sql: str,
         params: Mapping[str, Any],
         fetch: Callable[[psycopg.AsyncCursor], Awaitable[T]],
+        *,
+        prepare: bool | None = None,
     ) -> T:
-        """Run ``sql`` on a pooled connection and return ``fetch(cursor)``."""
+        """Run ``sql`` on a pooled connection and return ``fetch(cursor)``; ``prepare`` as
+        psycopg's ``execute`` takes it."""
         slots = self._slots
         if slots is None:  # made here: a semaphore belongs to the loop that first waits on it
             slots = self._slots = asyncio.Semaphore(self.size)
@@ -67,7 +70,7 @@ class ReadPool:
         held: tuple[psycopg.AsyncConnection, float] | None = None
         try:
             held = await self._take()
-            result = await fetch(await held[0].cursor().execute(sql, params))
+            result = await fetch(await held[0].cursor().execute(sql, params, prepare=prepare))
         except BaseException:
             if held is not None:
                 self._discard_if_unusable(held)

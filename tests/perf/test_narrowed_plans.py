@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.scraping.repository import COUNT_CAP, ResultsRepository
 from services.scraping.repository.results import RANGE_WALK
 from shared import sqltrace
-from shared.db import libpq_url, make_engine
+from shared.db import DriverQuery, libpq_url, make_engine
+from shared.queries.sessions import read_session_factory, release
 from shared.results import ResultsFilter, ResultsSort
 from tooling import migrate
 
@@ -142,3 +143,41 @@ def test_the_cases_cover_every_sort_and_filter():
     used = {name for q, _, _ in CASES for name, v in q.model_dump().items() if v is not None}
     assert used >= set(ResultsFilter.model_fields)
     assert {q.sort for q, _, _ in CASES} == set(ResultsSort)
+
+
+_PREPARED = DriverQuery(sa.text("SELECT statement FROM pg_prepared_statements"))
+
+
+@pytest.mark.parametrize("reads", ["read pool", "transaction"])
+async def test_a_text_search_is_planned_for_each_call_and_other_pages_are_prepared(seeded, reads):
+    """psycopg prepares a statement it ran five times on a connection, and Postgres may then
+    keep one generic plan for every value; a page with ``q`` never is, so each substring gets
+    the plan its own selectivity calls for."""
+    text = ResultsFilter(q="zanzibar")
+    sorted_ = ResultsFilter(sort=ResultsSort.followers_desc)
+    calls: list[str] = []
+
+    def record(cursor, statement, parameters) -> None:
+        calls.append(statement)
+
+    engine = make_engine(seeded.engine.url.render_as_string(hide_password=False), pool_size=1)
+    sessions = read_session_factory(engine) if reads == "read pool" else None
+    try:
+        async with AsyncSession(engine) as txn:
+            session = sessions() if sessions else txn
+            with sqltrace.recording(engine, record):
+                for query in (text, sorted_):
+                    for _ in range(8):
+                        page = await ResultsRepository(session).narrowed_page(
+                            seeded.clerk_id, seeded.job_id, query, offset=0, limit=LIMIT
+                        )
+                        assert page is not None and page.count > 0
+            assert len(calls) == 16  # one statement a page
+            prepared = {row[0] for row in await _PREPARED.all(session, {})}
+            if sessions:
+                await release(session)
+    finally:
+        await engine.dispose()
+    # Postgres shows a prepared statement with $n parameters: tell the two pages apart by text.
+    assert not [s for s in prepared if "search_text LIKE" in s]
+    assert [s for s in prepared if "followers DESC NULLS LAST" in s and "LIKE" not in s]

@@ -4,7 +4,8 @@ Each pattern calls the very repository method (or shared query helper) a route o
 runs, imported from where that route gets it, so every figure is a figure of production code.
 
 For each pattern the data-layer call runs once while a cursor hook records the exact SQL and
-parameters it sends; that recording is the baseline, replayed on a raw psycopg connection. The
+parameters it sends; that recording is the baseline, replayed on a raw psycopg connection (a
+statement Scout plans for each call, ``shared.db.PLANNED_EACH_CALL``, unprepared as well). The
 two are then timed interleaved (data layer, baseline, data layer, …) so machine noise lands on
 both alike. Each recorded statement is also EXPLAINed: a sequential scan on a big table fails
 the pattern's plan check.
@@ -33,7 +34,7 @@ from services.campaign.repository import CampaignRepository, DashboardRepository
 from services.scraping.repository import JobRepository, ResultsRepository
 from services.scraping.schemas import MAX_NARROWED_OFFSET
 from shared import sqltrace
-from shared.db import libpq_url, make_engine, session_factory
+from shared.db import PLANNED_EACH_CALL, libpq_url, make_engine, session_factory
 from shared.queries import users
 from shared.queries.sessions import read_session_factory, release
 from shared.results import ResultsFilter, ResultsSort
@@ -311,7 +312,8 @@ async def measure(
 
                 async def baseline(calls: list[tuple[str, Any]] = calls) -> None:
                     for sql, params in calls:
-                        cur = await raw.execute(sql, params)
+                        prepare = False if sql in PLANNED_EACH_CALL else None
+                        cur = await raw.execute(sql, params, prepare=prepare)
                         if cur.description is not None:
                             await cur.fetchall()
 
