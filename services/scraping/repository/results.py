@@ -135,6 +135,10 @@ found AS (
 )"""
 
 
+# The page's slice of a walk: ``limit + 1`` past ``offset`` (the extra one says there is more).
+_SLICE = "LIMIT :limit + 1 OFFSET :offset"
+
+
 def _text_matches(where: str, sort: ResultsSort) -> tuple[str, str, str]:
     """``(prefix, total, walk)`` of a page narrowed by ``q``.
 
@@ -149,12 +153,15 @@ def _text_matches(where: str, sort: ResultsSort) -> tuple[str, str, str]:
   SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
   WHERE k.job_id = :job_id{where} LIMIT {cap + 1}
 ), matched AS (SELECT count(*) AS matches FROM m)"""
-    walk = f"""SELECT c.ordinal, c.followers FROM (
-            SELECT m.ordinal, m.followers FROM m WHERE (SELECT matches FROM matched) <= {cap}
-            UNION ALL
-            SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
-             WHERE k.job_id = :job_id{where} AND (SELECT matches FROM matched) > {cap}
-          ) AS c ORDER BY {_ORDER[sort].format(t="c")}"""
+    # Each branch sorts and slices on its own, so the second is planned for the page it
+    # serves (the ordered walk for a common word); a sort above both was planned as one
+    # reading every match (17,858 heap rows for `fitness` on a 1M-creator job, against ~2,600).
+    walk = f"""(SELECT m.ordinal, m.followers FROM m WHERE (SELECT matches FROM matched) <= {cap}
+           ORDER BY {_ORDER[sort].format(t="m")} {_SLICE})
+          UNION ALL
+          (SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
+            WHERE k.job_id = :job_id{where} AND (SELECT matches FROM matched) > {cap}
+            ORDER BY {_ORDER[sort].format(t="k")} {_SLICE})"""
     return prefix, "(SELECT matches FROM matched)", walk
 
 
@@ -182,18 +189,18 @@ def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause
         )
     prefix = ""
     walk = f"""SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
-                 WHERE k.job_id = :job_id{where} ORDER BY {inner_order}"""
+                 WHERE k.job_id = :job_id{where} ORDER BY {inner_order} {_SLICE}"""
     if "q" in filters:
         prefix, total, walk = _text_matches(where, sort)
     elif sort is ResultsSort.found and filters & _RANGE:
         prefix = _range_walk(filters)
-        walk = "SELECT f.ordinal FROM found AS f ORDER BY f.ordinal"
+        walk = f"SELECT f.ordinal FROM found AS f ORDER BY f.ordinal {_SLICE}"
     # The walk skips ``offset`` entries, then only the page's rows are numbered: a window over
     # the walk itself numbered every skipped entry too (2 of the 3 ms of a page at offset
     # 9,950).
     page_order = _ORDER[sort].format(t="s")
     positions = f"""SELECT s.ordinal, row_number() OVER (ORDER BY {page_order}) AS pos
-          FROM ({walk} LIMIT :limit + 1 OFFSET :offset) AS s"""
+          FROM ({walk}) AS s"""
     sql = f"""{prefix}
 SELECT {total} AS total, p.n, p.items
 FROM scraping_jobs AS j
