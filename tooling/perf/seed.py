@@ -41,7 +41,7 @@ BASE = {
 SEEDED_TABLES = (
     *("users", "user_subscriptions", "user_billing", "user_usage", "user_system_data"),
     *("campaigns", "scraping_jobs", "scraping_results", "scraping_job_creators"),
-    "scraping_job_flag_counts",
+    *("scraping_job_flag_counts", "scraping_job_keywords"),
     *("creator_profiles", "creator_lists", "list_items", "campaign_user_stats"),
     "usage_reservations",
     "scraping_user_days",
