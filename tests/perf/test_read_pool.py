@@ -108,3 +108,19 @@ async def test_the_read_pool_is_bounded_and_a_wait_for_it_is_bounded(database_ur
         assert len(await _pids(sessions, 1, seconds=0)) == 1  # the slot came back
     finally:
         await engine.dispose()
+
+
+SETTINGS_SQL = sa.text("SELECT current_setting('jit'), current_setting('statement_timeout')")
+SETTINGS = DriverQuery(SETTINGS_SQL)
+
+
+async def test_both_pools_run_without_jit_and_with_the_statement_timeout(database_url):
+    engine = make_engine(database_url, pool_size=1, statement_timeout=7)
+    try:
+        async with read_session_factory(engine)() as session:
+            read = await SETTINGS.first(session, {})
+        async with engine.connect() as conn:
+            transactional = (await conn.execute(SETTINGS_SQL)).one()
+    finally:
+        await engine.dispose()
+    assert tuple(read) == tuple(transactional) == ("off", "7s")

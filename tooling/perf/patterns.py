@@ -281,7 +281,10 @@ async def measure(
     txn_engine = make_engine(database_url, pool_size=1, application_name="scout-perf-txn")
     txn_factory = session_factory(txn_engine)
     recorder = Recorder()
-    raw = await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True)
+    # The baseline runs with the session settings Scout's connections have (no JIT).
+    raw = await psycopg.AsyncConnection.connect(
+        libpq_url(database_url), autocommit=True, options="-c jit=off"
+    )
     out: list[Measurement] = []
     try:
         with sqltrace.recording(engine, recorder):
