@@ -145,17 +145,17 @@ def _text_matches(where: str, sort: ResultsSort) -> tuple[str, str, str]:
     Counting reads the matches through the trigram index up to the cap, one heap visit each
     (the index only narrows; the text is checked on the row). When there are no more than
     :data:`COUNT_CAP` matches, those rows are every match, so the page is sorted from them
-    rather than read through the index a second time (a rare fragment's bitmap, 3.4 of its
-    5 ms at 100k creators, was built twice). Past the cap the page walks its index as any
-    narrowed page does."""
+    rather than read through the index a second time (a rare fragment's page on a 100k-creator
+    job: 3.5 ms, against 5.3 reading the index twice). Past the cap the page walks its index
+    as any narrowed page does."""
     cap = COUNT_CAP
     prefix = f"""WITH m AS MATERIALIZED (
   SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
   WHERE k.job_id = :job_id{where} LIMIT {cap + 1}
 ), matched AS (SELECT count(*) AS matches FROM m)"""
     # Each branch sorts and slices on its own, so the second is planned for the page it
-    # serves (the ordered walk for a common word); a sort above both was planned as one
-    # reading every match (17,858 heap rows for `fitness` on a 1M-creator job, against ~2,600).
+    # serves (the ordered walk for a common word); one sort above both is planned as a read
+    # of every match (17,858 heap rows for `fitness` on a 1M-creator job, against ~2,800).
     walk = f"""(SELECT m.ordinal, m.followers FROM m WHERE (SELECT matches FROM matched) <= {cap}
            ORDER BY {_ORDER[sort].format(t="m")} {_SLICE})
           UNION ALL
@@ -196,7 +196,7 @@ def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause
         prefix = _range_walk(filters)
         walk = f"SELECT f.ordinal FROM found AS f ORDER BY f.ordinal {_SLICE}"
     # The walk skips ``offset`` entries, then only the page's rows are numbered: a window over
-    # the walk itself numbered every skipped entry too (2 of the 3 ms of a page at offset
+    # the walk itself would number every skipped entry too (2 of the 3 ms of a page at offset
     # 9,950).
     page_order = _ORDER[sort].format(t="s")
     positions = f"""SELECT s.ordinal, row_number() OVER (ORDER BY {page_order}) AS pos
