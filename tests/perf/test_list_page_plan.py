@@ -2,8 +2,6 @@
 ones (so the average list holds one item, as the planner's statistics say), the page's plan
 walks ``(list_id, position)`` to the page and joins only those items' profiles."""
 
-import json
-
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +12,7 @@ from shared.db import libpq_url, make_engine
 from tooling import migrate
 
 from ..factories import make_list, make_user
-from .test_narrowed_plans import touched
+from ..support.sql import analyzed_plan, touched
 
 BIG = 3_000
 SMALL_LISTS = 2_000
@@ -65,10 +63,7 @@ async def test_a_page_of_a_big_list_touches_the_page_not_the_list(scratch_databa
             assert page is not None and page.total == BIG
             assert [i.position for i in page.items] == list(range(41, 61))
             ((sql, parameters),) = calls
-            conn = await session.connection()
-            result = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", parameters)
-            value = result.scalar_one()
-            plan = (json.loads(value) if isinstance(value, str) else value)[0]["Plan"]
+            plan = await analyzed_plan(session, sql, parameters)
     finally:
         await engine.dispose()
     # The page is items 41 to 60: the walk passes 60 items and joins at most those profiles.

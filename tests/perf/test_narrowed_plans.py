@@ -2,7 +2,6 @@
 sends is run under ``EXPLAIN ANALYZE`` against a job of 30,000 creators, and the rows its plan
 touches in ``scraping_job_creators`` stay within the page's bound — far below the job's size."""
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from shared.results import ResultsFilter, ResultsSort
 from tooling import migrate
 
 from ..factories import make_campaign, make_job, make_user
+from ..support.sql import analyzed_plan, touched
 
 JOB_SIZE = 30_000
 LIMIT = 50
@@ -38,18 +38,6 @@ SELECT :job, 'tiktok', 'k' || i, i, jsonb_build_object(
   'bio', CASE WHEN i % 997 = 0 THEN 'zanzibar sailing' ELSE 'food and travel' END)
 FROM generate_series(0, {JOB_SIZE - 1}) AS i
 """
-
-
-def touched(plan: dict[str, Any], table: str = "scraping_job_creators") -> int:
-    """Rows the plan's nodes on ``table`` produced or rechecked, over all their loops."""
-    rows = 0
-    if plan.get("Relation Name") == table or table in plan.get("Index Name", ""):
-        loops = plan.get("Actual Loops", 1)
-        rows += (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * loops
-        rows += plan.get("Rows Removed by Index Recheck", 0)
-    for child in plan.get("Plans", []):
-        rows += touched(child, table)
-    return rows
 
 
 def seq_scans(plan: dict[str, Any]) -> list[str]:
@@ -120,23 +108,17 @@ async def test_a_narrowed_page_touches_rows_of_the_page_not_of_the_job(
         calls.append((statement, parameters))
 
     async with AsyncSession(seeded.engine) as session:
-        conn = await session.connection()
+        await session.connection()  # connected first: only the page's statement is recorded
         with sqltrace.recording(seeded.engine, record):
             page = await ResultsRepository(session).narrowed_page(
                 seeded.clerk_id, seeded.job_id, query, offset=offset, limit=LIMIT
             )
         assert page is not None and page.count == min(LIMIT, max(0, page.total - offset))
         assert len(calls) == 1  # caller, ownership, count and page in one statement
-        plan = await _plan(conn, *calls[0])
+        plan = await analyzed_plan(session, *calls[0])
     assert "scraping_job_creators" not in seq_scans(plan)
-    assert touched(plan) <= bound, (touched(plan), bound)
-
-
-async def _plan(conn, sql: str, params: Any) -> dict[str, Any]:
-    result = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-    value = result.scalar_one()
-    document = json.loads(value) if isinstance(value, str) else value
-    return document[0]["Plan"]
+    rows = touched(plan, "scraping_job_creators")
+    assert rows <= bound, (rows, bound)
 
 
 def test_the_cases_cover_every_sort_and_filter():
