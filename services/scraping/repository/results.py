@@ -174,7 +174,9 @@ def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause
     more), then only the page's rows' creators, each by its ``(job_id, ordinal)`` (one probe
     per row, whatever the job's size)."""
     where = _where(filters)
-    inner_order = _ORDER[sort].format(t="k")
+    prefix = ""
+    walk = f"""SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
+                 WHERE k.job_id = :job_id{where} ORDER BY {_ORDER[sort].format(t="k")} {_SLICE}"""
     if not filters:
         total = "j.processed_results"
     elif _exact_total(filters):
@@ -182,19 +184,16 @@ def _page_statement(filters: frozenset[str], sort: ResultsSort) -> sa.TextClause
             f"(SELECT coalesce(sum(f.creators), 0)::bigint FROM scraping_job_flag_counts AS f"
             f" WHERE f.job_id = :job_id{_where(filters, 'f')})"
         )
+    elif "q" in filters:
+        prefix, total, walk = _text_matches(where, sort)
     else:
         total = (
             f"(SELECT count(*) FROM (SELECT FROM scraping_job_creators AS k"
             f" WHERE k.job_id = :job_id{where} LIMIT {COUNT_CAP + 1}) AS m)"
         )
-    prefix = ""
-    walk = f"""SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
-                 WHERE k.job_id = :job_id{where} ORDER BY {inner_order} {_SLICE}"""
-    if "q" in filters:
-        prefix, total, walk = _text_matches(where, sort)
-    elif sort is ResultsSort.found and filters & _RANGE:
-        prefix = _range_walk(filters)
-        walk = f"SELECT f.ordinal FROM found AS f ORDER BY f.ordinal {_SLICE}"
+        if sort is ResultsSort.found and filters & _RANGE:
+            prefix = _range_walk(filters)
+            walk = f"SELECT f.ordinal FROM found AS f ORDER BY f.ordinal {_SLICE}"
     # The walk skips ``offset`` entries, then only the page's rows are numbered: a window over
     # the walk itself would number every skipped entry too (2 of the 3 ms of a page at offset
     # 9,950).
