@@ -42,6 +42,13 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + sqlalchemy_url(url).removeprefix("postgresql+psycopg://")
 
 
+# Server settings of every Scout connection, beside its statement timeout. No JIT: it compiles
+# any plan whose estimate passes jit_above_cost, and Scout's statements are short reads and
+# writes that never earn it back (14 ms of compiling for a 13 ms text search on the seed's
+# 1M-creator job).
+SESSION_OPTIONS = "-c jit=off"
+
+
 def make_engine(
     url: str,
     *,
@@ -79,10 +86,7 @@ def make_engine(
         "application_name": application_name,
         # libpq takes whole seconds (and treats 1 as 2); never 0, which means "wait forever".
         "connect_timeout": max(2, math.ceil(connect_timeout)),
-        # No JIT: it compiles any plan whose estimate passes jit_above_cost, and Scout's
-        # statements are short reads and writes that never earn it back (14 ms of compiling
-        # for a 13 ms text search on the seed's 1M-creator job).
-        "options": f"-c statement_timeout={statement_ms} -c jit=off",
+        "options": f"-c statement_timeout={statement_ms} {SESSION_OPTIONS}",
         # Unacknowledged bytes for this long mean the server is gone, not slow.
         "tcp_user_timeout": max(statement_ms, 10_000) + 5_000,
         "keepalives": 1,

@@ -34,7 +34,13 @@ from services.campaign.repository import CampaignRepository, DashboardRepository
 from services.scraping.repository import JobRepository, ResultsRepository
 from services.scraping.schemas import MAX_NARROWED_OFFSET
 from shared import sqltrace
-from shared.db import PLANNED_EACH_CALL, libpq_url, make_engine, session_factory
+from shared.db import (
+    PLANNED_EACH_CALL,
+    SESSION_OPTIONS,
+    libpq_url,
+    make_engine,
+    session_factory,
+)
 from shared.queries import users
 from shared.queries.sessions import read_session_factory, release
 from shared.results import ResultsFilter, ResultsSort
@@ -281,9 +287,9 @@ async def measure(
     txn_engine = make_engine(database_url, pool_size=1, application_name="scout-perf-txn")
     txn_factory = session_factory(txn_engine)
     recorder = Recorder()
-    # The baseline runs with the session settings Scout's connections have (no JIT).
+    # The baseline runs with the session settings Scout's connections have.
     raw = await psycopg.AsyncConnection.connect(
-        libpq_url(database_url), autocommit=True, options="-c jit=off"
+        libpq_url(database_url), autocommit=True, options=SESSION_OPTIONS
     )
     out: list[Measurement] = []
     try:
