@@ -76,18 +76,24 @@ class DatabaseHealth:
         self._prober = asyncio.get_running_loop().create_task(self._probe_until_up())
 
     async def wait(self, stop: asyncio.Event | None = None) -> bool:
-        """Wait until the gate is open (True), or until ``stop`` is set (False)."""
-        if self._up.is_set():
-            return True
-        waiters = [asyncio.ensure_future(self._up.wait())]
-        if stop is not None:
-            waiters.append(asyncio.ensure_future(stop.wait()))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        return self._up.is_set()
+        """Wait until the gate is open (True), or until ``stop`` is set (False).
+
+        False means stopping, never "still closed": a gate that opens and is closed again by
+        another part before this waiter runs (the first statement after an outage failing on
+        a connection from before it) keeps the waiter waiting. Parts leave their loop on False.
+        """
+        while not self._up.is_set():
+            if stop is not None and stop.is_set():
+                return False
+            waiters = [asyncio.ensure_future(self._up.wait())]
+            if stop is not None:
+                waiters.append(asyncio.ensure_future(stop.wait()))
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        return True
 
     async def probe(self, within: float | None = None) -> bool:
         """One bounded ``SELECT 1`` on a connection of its own (a busy pool is not an outage);

@@ -5,6 +5,7 @@ The parts reach Postgres through a TCP proxy (``proxied_engine``); the test itse
 writes the database directly, as the rest of the system would during the outage.
 """
 
+import asyncio
 from contextlib import AsyncExitStack
 
 import sqlalchemy as sa
@@ -162,6 +163,33 @@ async def test_a_probe_that_cannot_connect_closes_the_gate_and_a_busy_pool_does_
     await pg_proxy.start()
     await eventually(lambda: _is_up(health), within=10)
     assert await health.probe() is True
+
+
+async def test_a_gate_closed_again_as_it_opens_keeps_its_parts_waiting_not_stopping(
+    proxied_engine: AsyncEngine, pg_proxy: TcpProxy
+):
+    """Right after an outage a statement on a connection from before it can close the gate
+    again before the parts woken by its opening have run. They wait on: ``wait`` answers
+    False only to a stop, and a part that took it for one would leave its loop for good."""
+    health = gate(proxied_engine)
+    stop = asyncio.Event()
+    await pg_proxy.stop()
+    assert await health.probe() is False
+    waiting = asyncio.create_task(health.wait(stop))
+    await pg_proxy.start()
+    # The probe opens the gate; polling every turn of the loop sees it before the waiter runs.
+    while not health.healthy:  # noqa: ASYNC110 (an Event would wake this after the waiter)
+        await asyncio.sleep(0)
+    health.mark_down("a statement on a connection from before the outage")
+    assert health.outages == 2 and not waiting.done()
+    assert await asyncio.wait_for(waiting, 10) is True  # opened again by the next probe
+    assert health.healthy and not stop.is_set()
+
+    await pg_proxy.stop()
+    assert await health.probe() is False
+    waiting = asyncio.create_task(health.wait(stop))
+    stop.set()
+    assert await asyncio.wait_for(waiting, 10) is False  # a stop ends the wait at once
 
 
 async def _is_down(health: DatabaseHealth) -> bool:
