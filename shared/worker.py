@@ -242,8 +242,12 @@ async def _run(
     try:
         done, _ = await asyncio.wait([waiter, *tasks, *extra], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not waiter and task.exception():  # a part died: fail loudly
+            if task is waiter:
+                continue
+            if task.exception():  # a part died: fail loudly
                 raise task.exception()
+            if not stop.is_set():  # a part left its loop unasked: the worker is not whole
+                raise RuntimeError(f"worker part {task.get_name()} ended without a stop")
     finally:
         waiter.cancel()
         for sub in subscriptions:

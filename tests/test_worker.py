@@ -211,3 +211,25 @@ async def test_provisioning_stops_when_asked_and_raises_what_will_not_pass(nats_
             raise AssertionError("a refused step was retried instead of raised")
     finally:
         await nc.close()
+
+
+async def test_a_part_that_leaves_its_loop_unasked_fails_the_worker(service_settings):
+    """A worker missing a part (its relay, a consumer, a loop) is not left running quietly: it
+    fails, so whatever supervises it restarts the whole process."""
+
+    async def ends_early() -> None:
+        await asyncio.sleep(0.1)
+
+    def build(ctx) -> WorkerSpec:
+        return WorkerSpec(tasks=[ends_early], relay=False)
+
+    stop = asyncio.Event()
+    try:
+        await asyncio.wait_for(
+            run_worker("campaign", settings=service_settings, build=build, stop=stop), 30
+        )
+    except RuntimeError as exc:
+        assert "ends_early ended without a stop" in str(exc)
+    else:
+        raise AssertionError("the worker went on without one of its parts")
+    assert not stop.is_set()
