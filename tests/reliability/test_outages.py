@@ -152,7 +152,10 @@ async def assert_everything_delivered_once(s: Scenario, measured: dict) -> None:
     async def all_completed() -> bool:
         return all(r.status == "completed" for r in await _job_rows(s))
 
-    measured["recovery_s"] = round(await timed(all_completed, within=180), 1)
+    try:
+        measured["recovery_s"] = round(await timed(all_completed, within=180), 1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {await stream_state(s)}") from None
     for job_id, term in zip(s.job_ids, TERMS, strict=True):
         keys = await _stored_keys(s.engine, job_id)
         undisturbed = {f"tt_{term.split(':')[0]}_{s.fake.author(term, j)}"
@@ -166,7 +169,10 @@ async def assert_everything_delivered_once(s: Scenario, measured: dict) -> None:
     async def stream_applied() -> bool:
         return await scalar(s.engine, applied) == s.produced
 
-    await eventually(stream_applied, within=120, interval=0.2)
+    try:
+        await eventually(stream_applied, within=120, interval=0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {await stream_state(s)}") from None
     campaigns = await scalar(
         s.engine, "SELECT usage_campaigns_current FROM user_usage WHERE user_id = :u", u=s.user_id
     )
@@ -192,6 +198,37 @@ async def assert_everything_delivered_once(s: Scenario, measured: dict) -> None:
     assert await scalar(s.engine, "SELECT count(*) FROM event_attempts") == 0
     measured["events_applied"] = s.produced
     measured["creators_stored"] = stored
+
+
+async def stream_state(s: Scenario) -> dict:
+    """Where the processes, jobs and the campaign → billing stream stand: what a stalled
+    recovery is waiting on."""
+    async with s.engine.connect() as conn:
+        pending = (await conn.execute(sa.text(
+            "SELECT count(*), max(publish_attempts), max(last_error) FROM events_pending"
+            " WHERE service = 'campaign'"
+        ))).one()  # fmt: skip
+        busy = (await conn.execute(sa.text(
+            "SELECT application_name, state, wait_event_type, wait_event,"
+            " round(extract(epoch FROM now() - xact_start)) AS xact_s, left(query, 120)"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state <> 'idle'"
+        ))).all()  # fmt: skip
+        advisory = (await conn.execute(sa.text(
+            "SELECT a.application_name, a.state FROM pg_locks l JOIN pg_stat_activity a"
+            " USING (pid) WHERE l.locktype = 'advisory' AND l.granted"
+        ))).all()  # fmt: skip
+    return {
+        "stopped": [p.name for p in (s.api, *s.workers.values()) if not p.running],
+        "jobs": [(r.status, r.processed_results) for r in await _job_rows(s)],
+        "produced": s.produced,
+        "applied": await scalar(
+            s.engine, "SELECT count(*) FROM inbox WHERE consumer = 'billing_campaign'"
+        ),
+        "campaign_pending": tuple(pending),
+        "busy_backends": [tuple(r) for r in busy],
+        "advisory_holders": [tuple(r) for r in advisory],
+    }
 
 
 async def _stored_keys(engine: AsyncEngine, job_id: str) -> list[str]:
