@@ -247,6 +247,7 @@ async def _run(
             if task.exception():  # a part died: fail loudly
                 raise task.exception()
             if not stop.is_set():  # a part left its loop unasked: the worker is not whole
+                log.error("worker.part_ended", extra={"part": task.get_name()})
                 raise RuntimeError(f"worker part {task.get_name()} ended without a stop")
     finally:
         waiter.cancel()
