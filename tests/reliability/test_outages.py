@@ -1,4 +1,4 @@
-"""Long outages against real processes: nothing is dead-lettered, lost or applied twice.
+"""Outages against real processes: nothing is dead-lettered, lost or applied twice.
 
 Scraping jobs (the ScrapeCreators adapter against its deterministic local fake, a little slow
 per page so the jobs are mid-flight) and a steady stream of ``campaign.campaign.deleted``
@@ -7,12 +7,14 @@ NATS (a private server) is away for the workers and the API. Afterwards every jo
 the creators of an undisturbed run, the event stream was applied exactly once, billing's usage
 equals the stored rows, no reservation is left held, and the dead-letter store is empty.
 
-Default: the database away 90 s, NATS away 60 s. ``SCOUT_SOAK=1``: the database 10 minutes.
+Default: the database away 90 s, NATS away 60 s, and the database flapping (25 cuts of
+0.5 to 3 s, 0.2 to 2 s apart). ``SCOUT_SOAK=1``: the database away 10 minutes.
 Each test prints what it measured (run with ``-s`` to see it).
 """
 
 import asyncio
 import os
+import random
 import re
 import time
 import uuid
@@ -37,6 +39,7 @@ from ..support.wait import eventually
 SOAK = os.environ.get("SCOUT_SOAK") == "1"
 DB_OUTAGE_S = 600 if SOAK else 90
 NATS_OUTAGE_S = 60
+FLAPS = 25
 TERMS = ("travel:240", "fitness:200", "cooking:220")  # one chain per job: deterministic results
 EVENTS_PER_SECOND = 10
 CAMPAIGNS_AT_START = 100_000
@@ -319,6 +322,48 @@ async def test_the_database_away_for_workers_and_apis_loses_nothing(
             await producer
     measured |= await deliveries(service_settings.nats_url, service_settings.scout_nats_prefix)
     report_and_check("database outage", measured, s, fake, began, procs)
+    await proxy.stop()
+
+
+async def test_a_flapping_database_loses_nothing_and_stops_no_process(
+    committed, service_settings, signing_keys, procs, tmp_path
+):
+    """Postgres goes away and comes back every second or two, FLAPS times, while jobs run
+    and the event stream flows. A return is often followed at once by another failure (a
+    connection from before the cut, the next cut): every part waits each one out, no process
+    stops, and afterwards the books are exact as after one long outage."""
+    began = time.monotonic()
+    cuts = random.Random(FLAPS)  # the same pattern on every run
+    proxy = TcpProxy(service_settings.database_url, default_port=5432)
+    await proxy.start()
+    measured: dict = {"flaps": FLAPS}
+    async with fake_scrapecreators(per_page=10) as (fake, url):
+        fake.always = Fault(delay=0.25)
+        settings = service_settings.model_copy(update={
+            "database_url": proxy.url_for(service_settings.database_url),
+            "scraping_provider": "scrapecreators", "scraping_provider_base_url": url,
+            "scraping_provider_api_key": "test-key",
+        })  # fmt: skip
+        s = await start_scenario(
+            committed, fake, service_env(settings), tmp_path, procs, signing_keys
+        )
+        producer = asyncio.create_task(s.produce())
+        try:
+            for _ in range(FLAPS):
+                await asyncio.sleep(cuts.uniform(0.2, 2.0))  # up
+                await proxy.stop()
+                await asyncio.sleep(cuts.uniform(0.5, 3.0))  # down
+                await proxy.start()
+            await assert_everything_delivered_once(s, measured)
+        finally:
+            s.producing = False
+            await producer
+    measured |= log_counts(s.workers)
+    measured["total_s"] = round(time.monotonic() - began, 1)
+    print(f"\nflapping database: {measured}")
+    assert measured["dead_lettered"] == 0 and measured["attempts_counted"] == 0
+    assert measured["gate_closed"] >= FLAPS // 2  # the cuts were seen (each worker by its own)
+    assert all(p.running for p in procs), [p.name for p in procs if not p.running]
     await proxy.stop()
 
 
