@@ -43,8 +43,20 @@ class TcpProxy:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers |= {writer, up_writer}
+        # Registered before the upstream connect, so a stop() meanwhile closes it too: a
+        # connection accepted just before the server "went down" must not outlive it.
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            up_writer = None
+        if up_writer is None or writer.is_closing():
+            if up_writer is not None:
+                up_writer.close()
+            writer.close()
+            self._writers.discard(writer)
+            return
+        self._writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
