@@ -18,7 +18,8 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -29,6 +30,7 @@ from shared.events.envelope import stream_name
 from shared.events.outbox import record_event
 from shared.events.streams import connect
 from shared.models import Campaign, UserSubscription, UserUsage
+from shared.settings import Settings
 
 from ..factories import make_user
 from ..support.fake_provider import FakeScrapeCreators, Fault, fake_scrapecreators
@@ -73,6 +75,15 @@ class Scenario:
                     )  # fmt: skip
                     self.produced += 1
             await asyncio.sleep(0.2)  # the producer's pace, not a synchronisation
+
+
+def with_fake_provider(settings: Settings, url: str, **update: str) -> Settings:
+    """``settings`` with the ScrapeCreators adapter pointed at the local fake at ``url``, and
+    ``update`` (where the processes find Postgres or NATS)."""
+    return settings.model_copy(update={
+        "scraping_provider": "scrapecreators", "scraping_provider_base_url": url,
+        "scraping_provider_api_key": "test-key", **update,
+    })  # fmt: skip
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params):
@@ -278,51 +289,61 @@ def log_counts(procs: dict[str, Proc]) -> dict[str, int]:
     }
 
 
+@asynccontextmanager
+async def behind_a_database_proxy(
+    committed, service_settings, signing_keys, procs, tmp_path
+) -> AsyncIterator[tuple[TcpProxy, Scenario]]:
+    """The scenario with every process reaching Postgres through a proxy the test can stop,
+    its events produced for the duration."""
+    proxy = TcpProxy(service_settings.database_url, default_port=5432)
+    await proxy.start()
+    try:
+        async with fake_scrapecreators(per_page=10) as (fake, url):
+            fake.always = Fault(delay=0.25)  # pages take a while: the jobs are mid-flight
+            settings = with_fake_provider(
+                service_settings, url, database_url=proxy.url_for(service_settings.database_url)
+            )
+            s = await start_scenario(
+                committed, fake, service_env(settings), tmp_path, procs, signing_keys
+            )
+            producer = asyncio.create_task(s.produce())
+            try:
+                yield proxy, s
+            finally:
+                s.producing = False
+                await producer
+    finally:
+        await proxy.stop()
+
+
 async def test_the_database_away_for_workers_and_apis_loses_nothing(
     committed, service_settings, signing_keys, procs, tmp_path
 ):
     began = time.monotonic()
-    proxy = TcpProxy(service_settings.database_url, default_port=5432)
-    await proxy.start()
     measured: dict = {"outage_s": DB_OUTAGE_S}
-    async with fake_scrapecreators(per_page=10) as (fake, url):
-        fake.always = Fault(delay=0.25)  # pages take a while: the jobs are mid-flight
-        settings = service_settings.model_copy(update={
-            "database_url": proxy.url_for(service_settings.database_url),
-            "scraping_provider": "scrapecreators", "scraping_provider_base_url": url,
-            "scraping_provider_api_key": "test-key",
-        })  # fmt: skip
-        s = await start_scenario(
-            committed, fake, service_env(settings), tmp_path, procs, signing_keys
+    async with behind_a_database_proxy(
+        committed, service_settings, signing_keys, procs, tmp_path
+    ) as (proxy, s):
+        await eventually(lambda: jobs_under_way(s, 20), within=60, interval=0.1)
+        await proxy.stop()  # Postgres is gone for every process but the test itself
+        cut = time.monotonic()
+        measured["readyz_503_after_s"] = round(
+            await timed(readyz(s.workers["scraping"], 503), within=5), 2
         )
-        producer = asyncio.create_task(s.produce())
-        try:
-            await eventually(lambda: jobs_under_way(s, 20), within=60, interval=0.1)
-            await proxy.stop()  # Postgres is gone for every process but the test itself
-            cut = time.monotonic()
-            measured["readyz_503_after_s"] = round(
-                await timed(readyz(s.workers["scraping"], 503), within=5), 2
-            )
-            async with httpx.AsyncClient(base_url=s.api.url, headers=s.headers) as client:
-                during = await client.get(f"/jobs/{s.job_ids[0]}")
-                assert (
-                    during.status_code == 503 and during.json()["code"] == "dependency_unavailable"
-                )
-            await asyncio.sleep(max(0.0, DB_OUTAGE_S - (time.monotonic() - cut)))  # the outage
-            await proxy.start()
-            measured["readyz_200_after_s"] = round(
-                await timed(readyz(s.workers["scraping"], 200), within=15), 2
-            )
-            async with httpx.AsyncClient(base_url=s.api.url, headers=s.headers) as client:
-                after = await client.get(f"/jobs/{s.job_ids[0]}")
-                assert after.status_code == 200, after.text  # same process, no restart
-            await assert_everything_delivered_once(s, measured)
-        finally:
-            s.producing = False
-            await producer
+        async with httpx.AsyncClient(base_url=s.api.url, headers=s.headers) as client:
+            during = await client.get(f"/jobs/{s.job_ids[0]}")
+            assert during.status_code == 503 and during.json()["code"] == "dependency_unavailable"
+        await asyncio.sleep(max(0.0, DB_OUTAGE_S - (time.monotonic() - cut)))  # the outage
+        await proxy.start()
+        measured["readyz_200_after_s"] = round(
+            await timed(readyz(s.workers["scraping"], 200), within=15), 2
+        )
+        async with httpx.AsyncClient(base_url=s.api.url, headers=s.headers) as client:
+            after = await client.get(f"/jobs/{s.job_ids[0]}")
+            assert after.status_code == 200, after.text  # same process, no restart
+        await assert_everything_delivered_once(s, measured)
     measured |= await deliveries(service_settings.nats_url, service_settings.scout_nats_prefix)
-    report_and_check("database outage", measured, s, fake, began, procs)
-    await proxy.stop()
+    report_and_check("database outage", measured, s, s.fake, began, procs)
 
 
 async def test_a_flapping_database_loses_nothing_and_stops_no_process(
@@ -334,37 +355,22 @@ async def test_a_flapping_database_loses_nothing_and_stops_no_process(
     stops, and afterwards the books are exact as after one long outage."""
     began = time.monotonic()
     cuts = random.Random(FLAPS)  # the same pattern on every run
-    proxy = TcpProxy(service_settings.database_url, default_port=5432)
-    await proxy.start()
     measured: dict = {"flaps": FLAPS}
-    async with fake_scrapecreators(per_page=10) as (fake, url):
-        fake.always = Fault(delay=0.25)
-        settings = service_settings.model_copy(update={
-            "database_url": proxy.url_for(service_settings.database_url),
-            "scraping_provider": "scrapecreators", "scraping_provider_base_url": url,
-            "scraping_provider_api_key": "test-key",
-        })  # fmt: skip
-        s = await start_scenario(
-            committed, fake, service_env(settings), tmp_path, procs, signing_keys
-        )
-        producer = asyncio.create_task(s.produce())
-        try:
-            for _ in range(FLAPS):
-                await asyncio.sleep(cuts.uniform(0.2, 2.0))  # up
-                await proxy.stop()
-                await asyncio.sleep(cuts.uniform(0.5, 3.0))  # down
-                await proxy.start()
-            await assert_everything_delivered_once(s, measured)
-        finally:
-            s.producing = False
-            await producer
+    async with behind_a_database_proxy(
+        committed, service_settings, signing_keys, procs, tmp_path
+    ) as (proxy, s):
+        for _ in range(FLAPS):
+            await asyncio.sleep(cuts.uniform(0.2, 2.0))  # up
+            await proxy.stop()
+            await asyncio.sleep(cuts.uniform(0.5, 3.0))  # down
+            await proxy.start()
+        await assert_everything_delivered_once(s, measured)
     measured |= log_counts(s.workers)
     measured["total_s"] = round(time.monotonic() - began, 1)
     print(f"\nflapping database: {measured}")
     assert measured["dead_lettered"] == 0 and measured["attempts_counted"] == 0
     assert measured["gate_closed"] >= FLAPS // 2  # the cuts were seen (each worker by its own)
     assert all(p.running for p in procs), [p.name for p in procs if not p.running]
-    await proxy.stop()
 
 
 async def test_nats_away_for_workers_and_apis_loses_nothing(
@@ -376,11 +382,7 @@ async def test_nats_away_for_workers_and_apis_loses_nothing(
     measured: dict = {"outage_s": NATS_OUTAGE_S}
     async with fake_scrapecreators(per_page=10) as (fake, url):
         fake.always = Fault(delay=0.25)
-        settings = service_settings.model_copy(update={
-            "nats_url": nats.url,
-            "scraping_provider": "scrapecreators", "scraping_provider_base_url": url,
-            "scraping_provider_api_key": "test-key",
-        })  # fmt: skip
+        settings = with_fake_provider(service_settings, url, nats_url=nats.url)
         s = await start_scenario(
             committed, fake, service_env(settings), tmp_path, procs, signing_keys
         )
