@@ -45,6 +45,8 @@ FLAPS = 25
 TERMS = ("travel:240", "fitness:200", "cooking:220")  # one chain per job: deterministic results
 EVENTS_PER_SECOND = 10
 CAMPAIGNS_AT_START = 100_000
+# Events billing applied: one inbox row each.
+APPLIED = "SELECT count(*) FROM inbox WHERE consumer = 'billing_campaign'"
 
 
 @dataclass
@@ -178,10 +180,9 @@ async def assert_everything_delivered_once(s: Scenario, measured: dict) -> None:
         assert set(keys) == undisturbed, f"{term}: {len(set(keys))} of {len(undisturbed)}"
 
     s.producing = False
-    applied = "SELECT count(*) FROM inbox WHERE consumer = 'billing_campaign'"  # one row per event billing applied
 
     async def stream_applied() -> bool:
-        return await scalar(s.engine, applied) == s.produced
+        return await scalar(s.engine, APPLIED) == s.produced
 
     try:
         await eventually(stream_applied, within=120, interval=0.2)
@@ -236,9 +237,7 @@ async def stream_state(s: Scenario) -> dict:
         "stopped": [p.name for p in (s.api, *s.workers.values()) if not p.running],
         "jobs": [(r.status, r.processed_results) for r in await _job_rows(s)],
         "produced": s.produced,
-        "applied": await scalar(
-            s.engine, "SELECT count(*) FROM inbox WHERE consumer = 'billing_campaign'"
-        ),
+        "applied": await scalar(s.engine, APPLIED),
         "campaign_pending": tuple(pending),
         "busy_backends": [tuple(r) for r in busy],
         "advisory_holders": [tuple(r) for r in advisory],
