@@ -22,24 +22,6 @@ MAX_RESULTS_LIMIT = 500  # creators per results page
 # Far beyond any job (target_results is at most 1,000; the seed's largest job holds 100,000), and
 # far inside what Postgres and the JSON encoder take: a bigger offset is a 422, never a 500.
 MAX_RESULTS_OFFSET = 1_000_000_000
-# Totals of listings (``GET /jobs``, a narrowed ``GET /jobs/{id}/results``) count at most this
-# many matches, then show it and say so (``X-Total-Capped: true``): a page never counts every
-# match. Every job Scout creates holds at most this many creators.
-COUNT_CAP = 1_000
-TOTAL_CAPPED = {"X-Total-Capped": "true"}
-TOTAL_CAPPED_DOC = {
-    "X-Total-Capped": {
-        "description": f"``true`` when ``total`` stopped counting at {COUNT_CAP:,} matches",
-        "schema": {"type": "string", "enum": ["true"]},
-    }
-}
-
-
-def capped(total: int) -> tuple[int, bool]:
-    """A total counted up to ``COUNT_CAP + 1`` as ``(total to show, whether it was capped)``."""
-    return (COUNT_CAP, True) if total > COUNT_CAP else (total, False)
-
-
 # Deepest narrowed or sorted page (Elasticsearch's result window, for the same reason: each
 # page walks its offset in an index).
 MAX_NARROWED_OFFSET = 10_000

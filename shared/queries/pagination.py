@@ -28,6 +28,17 @@ T = TypeVar("T")
 MAX_PAGE_SIZE = 100
 # Deeper pages are not a listing any more but a scan; the bound also keeps OFFSET in range.
 MAX_PAGE = 100_000
+# Totals of match listings (``GET /jobs``, a narrowed ``GET /jobs/{id}/results``, ``GET /lists``
+# by tag) count at most this many matches, then show it and say so (``X-Total-Capped: true``):
+# a page never counts every match. Every job Scout creates holds at most this many creators.
+COUNT_CAP = 1_000
+TOTAL_CAPPED = {"X-Total-Capped": "true"}
+TOTAL_CAPPED_DOC = {
+    "X-Total-Capped": {
+        "description": f"``true`` when ``total`` stopped counting at {COUNT_CAP:,} matches",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 class InvalidPage(ScoutError, ValueError):
@@ -55,6 +66,20 @@ def validate_page(page: int, page_size: int) -> None:
         raise InvalidPage(f"page must be an integer between 1 and {MAX_PAGE}, got {page!r}.")
     if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidPage(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size!r}.")
+
+
+def capped(total: int) -> tuple[int, bool]:
+    """A total counted up to ``COUNT_CAP + 1`` as ``(total to show, whether it was capped)``."""
+    return (COUNT_CAP, True) if total > COUNT_CAP else (total, False)
+
+
+def capped_count(stmt: sa.Select) -> sa.Select:
+    """How many rows ``stmt`` selects, counting no further than ``COUNT_CAP + 1`` (then the
+    listing shows ``COUNT_CAP`` and says it stopped: ``capped``)."""
+    matching = stmt.order_by(None).with_only_columns(
+        sa.literal_column("1"), maintain_column_froms=True
+    )
+    return sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
 
 
 def newest_first(entity: Any) -> tuple[sa.ColumnElement, ...]:

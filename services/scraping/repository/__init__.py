@@ -1,6 +1,7 @@
 """Every SQL statement of the scraping service, one module per concern."""
 
-from ..schemas import COUNT_CAP
+from shared.queries.pagination import COUNT_CAP
+
 from .enrichments import EnrichmentRepository, ItemView
 from .jobs import JobRepository, ResultsPage, validate_window
 from .results import NarrowedPage, ResultsRepository

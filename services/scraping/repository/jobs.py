@@ -27,9 +27,9 @@ from shared.models import (
 )
 from shared.models.enums import JobStatus
 from shared.models.scraping import RESULT_BATCH_MAX
-from shared.queries.pagination import InvalidPage, Page, PageQuery, newest_first
+from shared.queries.pagination import InvalidPage, Page, PageQuery, capped_count, newest_first
 
-from ..schemas import COUNT_CAP, MAX_RESULTS_LIMIT
+from ..schemas import MAX_RESULTS_LIMIT
 
 LIVE = (JobStatus.pending, JobStatus.processing)
 _keys: sa.Table = ScrapingJobCreator.__table__  # type: ignore[assignment]
@@ -145,15 +145,6 @@ def validate_window(offset: int, limit: int) -> None:
         raise InvalidPage(f"limit must be between 1 and {MAX_RESULTS_LIMIT}, got {limit!r}.")
 
 
-def capped_count(stmt: sa.Select) -> sa.ScalarSelect:
-    """How many rows ``stmt`` selects, counting no further than ``COUNT_CAP + 1`` (then the
-    listing shows ``COUNT_CAP`` and says it stopped: ``schemas.capped``)."""
-    matching = stmt.order_by(None).with_only_columns(
-        sa.literal_column("1"), maintain_column_froms=True
-    )
-    return sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
-
-
 # What a jobs listing shows of a job (JobPublic), fetched as plain rows: no ORM objects, and
 # never ``search_params`` (the runner state, the big JSONB).
 LISTING_COLUMNS = (
@@ -259,7 +250,7 @@ class JobRepository:
     ) -> Page[dict[str, Any]]:
         """The user's jobs as dicts of ``LISTING_FIELDS``, newest first, optionally of one
         campaign, status or keyword; ``total`` is counted up to ``COUNT_CAP + 1``
-        (``schemas.capped`` says what to show)."""
+        (``capped`` says what to show)."""
         params: dict[str, Any] = {"user_id": user_id}
         if campaign_id is not None:
             params["campaign_id"] = campaign_id

@@ -29,10 +29,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import DriverQuery
-from shared.queries.pagination import InvalidPage
+from shared.queries.pagination import COUNT_CAP, InvalidPage, capped
 from shared.results import ResultsFilter, ResultsSort
 
-from ..schemas import COUNT_CAP, MAX_NARROWED_OFFSET, capped
+from ..schemas import MAX_NARROWED_OFFSET
 from .jobs import validate_window
 
 _ORDER = {

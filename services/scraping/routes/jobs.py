@@ -7,7 +7,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from shared.models.enums import JobStatus
-from shared.queries.pagination import MAX_PAGE
+from shared.queries.pagination import MAX_PAGE, TOTAL_CAPPED, TOTAL_CAPPED_DOC, capped
 from shared.ratelimit import rate_limit
 from shared.results import ResultsSort
 from shared.web import (
@@ -21,16 +21,7 @@ from shared.web import (
 )
 
 from ..errors import CampaignNotFound, CreatorsLimitReached, JobAlreadyEnded, JobNotFound
-from ..schemas import (
-    TOTAL_CAPPED,
-    TOTAL_CAPPED_DOC,
-    JobCreate,
-    JobPage,
-    JobPublic,
-    ResultsPage,
-    ResultsQuery,
-    capped,
-)
+from ..schemas import JobCreate, JobPage, JobPublic, ResultsPage, ResultsQuery
 from ..service import JobService, ResultsService
 
 router = APIRouter(tags=["jobs"])
