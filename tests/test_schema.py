@@ -426,9 +426,6 @@ async def test_jsonb_queries_use_gin_indexes(session):
     for table, predicate, index in [
         ("scraping_jobs", "keywords @> '[\"fitness\"]'::jsonb", "ix_scraping_jobs_keywords_gin"),
         ("scraping_jobs", "search_params ? 'targetAudience'", "ix_scraping_jobs_search_params_gin"),
-        # GET /lists?tag= and ?any_tag=
-        ("creator_lists", "tags @> '[\"fitness\"]'::jsonb", "ix_creator_lists_tags_gin"),
-        ("creator_lists", "tags ?| array['a', 'b']", "ix_creator_lists_tags_gin"),
     ]:
         plan = "\n".join(
             r[0]

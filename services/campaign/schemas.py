@@ -164,7 +164,7 @@ class ListCreate(Body):
     description: str | None = Field(default=None, max_length=5000)
     type: ListType = ListType.custom
     privacy: ListPrivacy = ListPrivacy.private
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -173,7 +173,7 @@ class ListUpdate(Body):
     description: str | None = Field(default=None, max_length=5000)
     type: ListType | None = None
     privacy: ListPrivacy | None = None
-    tags: list[str] | None = Field(default=None, max_length=50)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
     settings: dict[str, Any] | None = None
     is_archived: bool | None = None
 

@@ -14,7 +14,14 @@ from .billing import (
     UserSubscription,
     UserUsage,
 )
-from .campaign import Campaign, CampaignUserStats, CreatorList, CreatorProfile, ListItem
+from .campaign import (
+    Campaign,
+    CampaignUserStats,
+    CreatorList,
+    CreatorListTag,
+    CreatorProfile,
+    ListItem,
+)
 from .enrichments import CreatorEnrichment, Enrichment, EnrichmentItem
 from .enums import Service
 from .identity import (
@@ -65,6 +72,7 @@ OWNERSHIP: dict[str, str] = {
     "campaigns": Service.campaign,
     "creator_profiles": Service.campaign,
     "creator_lists": Service.campaign,
+    "creator_list_tags": Service.campaign,
     "list_items": Service.campaign,
     "campaign_user_stats": Service.campaign,
     "scraping_jobs": Service.scraping,
@@ -104,6 +112,7 @@ __all__ = [
     "CampaignUserStats",
     "CreatorEnrichment",
     "CreatorList",
+    "CreatorListTag",
     "CreatorProfile",
     "DeadLetter",
     "Enrichment",

@@ -89,7 +89,6 @@ class CreatorList(TableBase, table=True):
             "is_archived",
             "updated_at",
         ),
-        sa.Index("ix_creator_lists_tags_gin", "tags", postgresql_using="gin"),
     )
 
     user_id: uuid.UUID = Field(
@@ -99,7 +98,7 @@ class CreatorList(TableBase, table=True):
     description: str | None = Field(default=None, sa_type=sa.Text)
     type: str = enum_column(ListType, default=ListType.custom)
     privacy: str = enum_column(ListPrivacy, default=ListPrivacy.private)
-    tags: list[str] = jsonb("[]")  # GIN (jsonb_ops): GET /lists?tag= (@>) and ?any_tag= (?|)
+    tags: list[str] = jsonb("[]")  # GET /lists?tag= / ?any_tag= walk CreatorListTag
     settings: dict[str, Any] = jsonb()
     is_archived: bool = Field(
         default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()}
@@ -118,6 +117,35 @@ class CreatorList(TableBase, table=True):
     items: list["ListItem"] = Relationship(
         back_populates="creator_list", sa_relationship_kwargs={"lazy": "raise"}
     )
+
+
+class CreatorListTag(TableBase, table=True):
+    """One tag of one list, with the list's user, ``updated_at`` and ``is_archived``:
+    ``GET /lists?tag=`` walks ``(user_id, tag, list_updated_at DESC, list_id DESC)`` for its
+    page and counts the same range up to its cap, whatever the user's lists or matches. Kept
+    by triggers on ``creator_lists`` (migration 0018) in the statement that writes the list;
+    rows go with their list. Tags are the list's string elements of 1 to 100 characters."""
+
+    __tablename__ = "creator_list_tags"
+    __table_args__ = (
+        sa.UniqueConstraint("list_id", "tag"),
+        sa.Index(
+            "ix_creator_list_tags_user_id_tag_newest",
+            "user_id",
+            "tag",
+            sa.text("list_updated_at DESC"),
+            sa.text("list_id DESC"),
+            postgresql_include=["list_archived"],
+        ),
+    )
+
+    list_id: uuid.UUID = Field(
+        sa_type=sa.Uuid, foreign_key="creator_lists.id", ondelete="CASCADE", nullable=False
+    )
+    user_id: uuid.UUID = Field(sa_type=sa.Uuid, nullable=False)
+    tag: str = Field(sa_type=sa.Text, nullable=False)
+    list_updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    list_archived: bool = Field(nullable=False)
 
 
 class ListItem(TableBase, table=True):

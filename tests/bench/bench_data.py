@@ -288,6 +288,8 @@ STATS_TRIGGERS = {
                   "trg_campaigns_stats_delete"),
     "list_items": ("trg_list_items_stats_insert", "trg_list_items_stats_update",
                    "trg_list_items_stats_delete"),
+    # creator_list_tags (GET /lists?tag=): a tagged list's entries follow its updated_at
+    "creator_lists": ("trg_creator_lists_tags_insert", "trg_creator_lists_tags_update"),
     # scraping_user_days (the dashboard's days) and scraping_job_keywords (GET /jobs?keyword=)
     "scraping_jobs": ("trg_scraping_jobs_days_insert", "trg_scraping_jobs_days_update",
                       "trg_scraping_jobs_days_delete", "trg_scraping_jobs_keywords_insert",
@@ -305,8 +307,8 @@ STATS_TRIGGERS = {
 
 async def writes(url: str, n: int = 300) -> dict:
     """What the per-user counters cost the writes they follow: a campaign insert (the
-    repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``)
-    for a user with 1k campaigns and lists; a job insert (two keywords), a job's completion
+    repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``;
+    the list holds three tags) for a user with 1k campaigns and lists; a job insert (two keywords), a job's completion
     and a running job's progress update (what ``JobService`` writes to the job row, under
     its lock), and a reservation's confirm (``usage.release`` of a hold, 1,000 each way),
     each in its own transaction; a page of 20 new creators stored by a search's store
@@ -315,7 +317,9 @@ async def writes(url: str, n: int = 300) -> dict:
     user, _, _ = _setup(url, 0, (1_000,))
     with psycopg.connect(url) as conn:
         list_id = conn.execute(
-            "INSERT INTO creator_lists (user_id, name) VALUES (%s, 'bench') RETURNING id", (user,)
+            "INSERT INTO creator_lists (user_id, name, tags)"
+            ' VALUES (%s, \'bench\', \'["fitness", "yoga", "travel"]\') RETURNING id',
+            (user,),
         ).fetchone()[0]
         campaign = conn.execute("SELECT id FROM campaigns WHERE user_id = %s", (user,)).fetchone()[
             0

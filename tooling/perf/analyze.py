@@ -54,6 +54,19 @@ FLAGS_DRIFT = """SELECT count(*) FROM scraping_job_flag_counts f
     ON c.job_id = f.job_id AND c.verified = f.verified AND c.has_email = f.has_email
   WHERE coalesce(f.creators, 0) <> coalesce(c.creators, 0)"""
 
+# Entries of ``creator_list_tags`` missing, extra or out of date (user, order, archived)
+# against the lists' tags (string elements of 1 to 100 characters).
+LIST_TAGS_DRIFT = """SELECT count(*) FROM creator_list_tags t
+  FULL JOIN (SELECT DISTINCT l.id AS list_id, l.user_id, e.value #>> '{}' AS tag, l.updated_at,
+                    l.is_archived
+             FROM creator_lists l CROSS JOIN LATERAL jsonb_array_elements(
+               CASE WHEN jsonb_typeof(l.tags) = 'array' THEN l.tags ELSE '[]'::jsonb END) e
+             WHERE jsonb_typeof(e.value) = 'string'
+               AND char_length(e.value #>> '{}') BETWEEN 1 AND 100) c
+    ON c.list_id = t.list_id AND c.tag = t.tag
+  WHERE (t.user_id, t.list_updated_at, t.list_archived)
+        IS DISTINCT FROM (c.user_id, c.updated_at, c.is_archived)"""
+
 
 def _months_drift() -> str:
     """(user, UTC month) pairs whose ``billing_usage_months`` row (none = zeros) differs from a
@@ -96,6 +109,10 @@ QUALITY_CHECKS: dict[str, tuple[str, str]] = {
              FROM list_items i JOIN creator_profiles p ON p.id = i.creator_id GROUP BY i.list_id
            ) a ON a.list_id = l.id
            WHERE l.creator_count <> coalesce(a.n, 0)""",
+    ),
+    "creator_list_tags_drift": (
+        "(list, tag) entries (lists filtered by tag) missing, extra or out of date",
+        LIST_TAGS_DRIFT,
     ),
     "campaign_user_stats_drift": (
         "users whose campaign counters (dashboard, campaigns page total) differ from a recount",

@@ -15,19 +15,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import DriverQuery, driver_connection
 from shared.models import CreatorList, CreatorProfile, ListItem
-from shared.queries.pagination import Page, PageQuery, validate_page
+from shared.queries.pagination import Page, validate_page
 
 from .appends import ADD_ITEMS, INSERT_PROFILES, LISTED
+from .listing import LIST_FIELDS, list_page
 
 # Only the fields a change names are touched (set_* flags), so notes can be cleared to NULL.
 _UPDATE_ITEMS = sa.text("""
@@ -139,42 +138,6 @@ _HAS_LIST = DriverQuery(sa.text(_OWNED_LIST))
 _LOCK_LIST = DriverQuery(sa.text(f"{_OWNED_LIST} FOR UPDATE"))
 
 
-# What a listing shows of a list (ListPublic), fetched as plain rows: no ORM objects.
-LIST_COLUMNS = (
-    CreatorList.id,
-    CreatorList.name,
-    CreatorList.description,
-    CreatorList.type,
-    CreatorList.privacy,
-    CreatorList.tags,
-    CreatorList.settings,
-    CreatorList.is_archived,
-    CreatorList.creator_count,
-    CreatorList.follower_sum,
-    CreatorList.created_at,
-    CreatorList.updated_at,
-)
-LIST_FIELDS = tuple(c.key for c in LIST_COLUMNS)
-
-
-@cache
-def _list_page(archived: bool, tags: bool, any_tags: bool) -> PageQuery:
-    """The user's lists page for one combination of filters, built once (values are bind
-    parameters), run on the driver connection as plain rows."""
-    stmt = sa.select(*LIST_COLUMNS).where(
-        CreatorList.user_id == sa.bindparam("user_id", type_=sa.Uuid)
-    )
-    if archived:
-        stmt = stmt.where(CreatorList.is_archived == sa.bindparam("archived", type_=sa.Boolean))
-    if tags:
-        stmt = stmt.where(CreatorList.tags.contains(sa.bindparam("tags", type_=postgresql.JSONB)))
-    if any_tags:
-        any_of = sa.bindparam("any_tags", type_=postgresql.ARRAY(sa.Text))
-        stmt = stmt.where(CreatorList.tags.has_any(any_of))
-    order = (CreatorList.updated_at.desc(), CreatorList.id.desc())
-    return PageQuery.build(stmt, order_by=order, driver=True)
-
-
 def _json(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
@@ -199,17 +162,17 @@ class ListRepository:
         any_tags: Sequence[str] = (),
     ) -> Page[dict[str, Any]]:
         """A user's lists as dicts of ``LIST_FIELDS``, most recently changed first; ``tags``:
-        lists holding every one (``tags @> '[…]'``, JSONB containment), ``any_tags``: lists
-        holding at least one (``tags ?| array[…]``, key exists), both answered by
-        ``ix_creator_lists_tags_gin``."""
+        lists holding every one, ``any_tags``: lists holding at least one (``listing``). A
+        total filtered by tags is counted up to ``COUNT_CAP + 1`` (``capped`` says what to
+        show); any other total is exact."""
         params: dict[str, Any] = {"user_id": user_id}
         if archived is not None:
             params["archived"] = archived
         if tags:
-            params["tags"] = list(tags)
+            params["tag"], params["tags"] = tags[0], list(tags)
         if any_tags:
             params["any_tags"] = list(any_tags)
-        query = _list_page(archived is not None, bool(tags), bool(any_tags))
+        query = list_page(archived is not None, min(len(tags), 2), bool(any_tags))
         found = await query.run(self.session, params, page=page, page_size=page_size)
         items = [dict(zip(LIST_FIELDS, row, strict=True)) for row in found.items]
         return replace(found, items=items)

@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from shared.errors import DependencyUnavailable
 from shared.models.enums import ListBucket
-from shared.queries.pagination import MAX_PAGE_SIZE
+from shared.queries.pagination import MAX_PAGE_SIZE, TOTAL_CAPPED, TOTAL_CAPPED_DOC, capped
 from shared.ratelimit import rate_limit
 from shared.results import ResultsClient
 from shared.web import (
@@ -69,10 +69,11 @@ async def create_list(body: ListCreate, session: SessionDep, user_id: CallerId) 
     return ListPublic.model_validate(await service.create_list(session, user_id, body))
 
 
-@router.get("", summary="List my lists")
+@router.get("", summary="List my lists", responses={200: {"headers": TOTAL_CAPPED_DOC}})
 async def list_lists(
     session: ReadSessionDep,
     user_id: CallerId,
+    response: Response,
     page: PageQ = 1,
     page_size: PageSizeQ = 20,
     archived: bool | None = None,
@@ -81,16 +82,23 @@ async def list_lists(
 ) -> PageOf[ListPublic]:
     """The caller's lists, most recently changed first, with their (always current) stats.
     ``tag`` (repeatable) keeps lists holding every tag given, ``any_tag`` (repeatable) lists
-    holding at least one (at most 10 of each, 1 to 100 characters)."""
+    holding at least one (at most 10 of each, 1 to 100 characters). Filtered by tags,
+    ``total`` is exact up to 1,000 lists (then 1,000 and ``X-Total-Capped: true``), so a page
+    costs the same however many lists match; otherwise it is exact."""
     result = await service.list_page(
         session, user_id, page=page, page_size=page_size, archived=archived,
         tags=tag or (), any_tags=any_tag or (),
     )  # fmt: skip
+    total = result.total
+    if tag or any_tag:
+        total, total_capped = capped(total)
+        if total_capped:
+            response.headers.update(TOTAL_CAPPED)
     # One validation of plain rows (FastAPI then only checks the instance and serialises it).
     return PageOf[ListPublic].model_validate(
         {
             "items": result.items,
-            "total": result.total,
+            "total": total,
             "page": result.page,
             "page_size": result.page_size,
         }
