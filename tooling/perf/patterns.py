@@ -174,16 +174,16 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
             lambda s: ListRepository(s).items_page(heavy, heavy_list, page=2, page_size=PAGE_SIZE),
             f"list of {record['heavy_list']['items']} items",
         ),
-        # campaign: GET /lists?tag= (JSONB containment) and ?any_tag= (key exists)
+        # campaign: GET /lists?tag= and ?any_tag= (walks of creator_list_tags)
         Pattern(
-            "lists by tag (@>)",
+            "lists by tag",
             lambda s: ListRepository(s).page(
                 heavy, page=1, page_size=PAGE_SIZE, archived=None, tags=[record["keyword"]]
             ),
             "heaviest user",
         ),
         Pattern(
-            "lists by any tag (?|)",
+            "lists by any tag",
             lambda s: ListRepository(s).page(
                 heavy,
                 page=1,

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from shared.models import CreatorList, CreatorListTag
-from shared.queries.pagination import COUNT_CAP, PageQuery, capped_count
+from shared.queries.pagination import (
+    COUNT_CAP,
+    PAGE_LIMIT,
+    PAGE_OFFSET,
+    PageQuery,
+    capped_count,
+)
 
 # What a listing shows of a list (ListPublic), fetched as plain rows: no ORM objects.
 LIST_COLUMNS = (
@@ -106,10 +112,12 @@ def _by_any_tag(archived: bool) -> PageQuery:
             .distinct()
         )
 
-    reach = sa.bindparam("_page_limit", type_=sa.Integer) + sa.bindparam(
-        "_page_offset", type_=sa.Integer
+    # The page is cut from the merged entries before any list is read.
+    merged = found(PAGE_LIMIT + PAGE_OFFSET).subquery("merged")
+    newest = (merged.c.list_updated_at.desc(), merged.c.list_id.desc())
+    page = (
+        sa.select(merged).order_by(*newest).limit(PAGE_LIMIT).offset(PAGE_OFFSET).subquery("page")
     )
-    page = found(reach).subquery("found")
     stmt = (
         sa.select(*LIST_COLUMNS)
         .join_from(page, CreatorList, CreatorList.id == page.c.list_id)
@@ -120,7 +128,7 @@ def _by_any_tag(archived: bool) -> PageQuery:
     # hold more, so the count is exact up to the cap.
     every = found(sa.literal_column(str(COUNT_CAP + 1))).subquery("every")
     total = sa.select(sa.func.count()).select_from(every).scalar_subquery()
-    return PageQuery.build(stmt, order_by=order, total=total, driver=True)
+    return PageQuery.build(stmt, order_by=order, total=total, driver=True, windowed=True)
 
 
 def _any_tags() -> sa.BindParameter:
