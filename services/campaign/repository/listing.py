@@ -6,10 +6,17 @@ first and its total is exact. Filtered by tags, it walks ``creator_list_tags``
 are one index range) and reads only the page's lists, so neither the page nor its total
 depends on how many lists the user has:
 
-- ``tag`` (every tag given): the entries of the first tag, newest first; the other tags, any
-  ``any_tag`` and ``archived`` are checked on the way.
+- one ``tag``: the page is cut from the tag's entries (``archived`` is on the entry too), then
+  only the page's lists are read.
+- several ``tag`` (lists holding every one), or ``tag`` with ``any_tag``: the entries of the
+  first tag, newest first, each checked against its list's tags on the way.
 - ``any_tag`` alone: each tag's entries are walked as far as the page reaches (``offset +
-  limit`` of them) and merged without duplicates. A list holding two of the tags is one item.
+  limit`` of them) and merged without duplicates (a list holding two of the tags is one
+  item), then the page is cut and only its lists are read.
+
+The entries carry their list's user (the triggers keep them equal; ``scout db analyze``
+checks), so ownership is the walk's own condition: a second one on the lists would be read
+by the planner as independent of the first and make it misjudge the join.
 
 A tag-filtered total counts up to ``COUNT_CAP + 1`` matches (``capped`` says what to show).
 """
@@ -76,20 +83,30 @@ def _entries(tag: sa.ColumnElement, archived: bool) -> tuple[sa.ColumnElement, .
 def _by_tag(archived: bool, *, several: bool, any_tags: bool) -> PageQuery:
     e = CreatorListTag
     entries = _entries(sa.bindparam("tag", type_=sa.Text), archived)
+    newest = (e.list_updated_at.desc(), e.list_id.desc())
+    if not (several or any_tags):
+        # One tag: the page is cut from its entries before any list is read, and counted in
+        # its index range alone (index-only).
+        found = sa.select(e.list_id, e.list_updated_at).where(*entries)
+        page = found.order_by(*newest).limit(PAGE_LIMIT).offset(PAGE_OFFSET).subquery("page")
+        stmt = sa.select(*LIST_COLUMNS).join_from(
+            page, CreatorList, CreatorList.id == page.c.list_id
+        )
+        order = (page.c.list_updated_at.desc(), page.c.list_id.desc())
+        total = capped_count(found).scalar_subquery()
+        return PageQuery.build(stmt, order_by=order, total=total, driver=True, windowed=True)
+    # The other tags are on the list: each entry walked is checked against its list.
     stmt = (
         sa.select(*LIST_COLUMNS)
         .join_from(e, CreatorList, CreatorList.id == e.list_id)
-        .where(*entries, CreatorList.user_id == _USER)
+        .where(*entries)
     )
     if several:
         stmt = stmt.where(CreatorList.tags.contains(sa.bindparam("tags", type_=postgresql.JSONB)))
     if any_tags:
         stmt = stmt.where(CreatorList.tags.has_any(_any_tags()))
-    # One tag is counted in its index range alone (index-only), not through the lists.
-    counted = stmt if several or any_tags else sa.select(e.list_id).where(*entries)
-    order = (e.list_updated_at.desc(), e.list_id.desc())
-    total = capped_count(counted).scalar_subquery()
-    return PageQuery.build(stmt, order_by=order, total=total, driver=True)
+    total = capped_count(stmt).scalar_subquery()
+    return PageQuery.build(stmt, order_by=newest, total=total, driver=True)
 
 
 def _by_any_tag(archived: bool) -> PageQuery:
@@ -118,11 +135,7 @@ def _by_any_tag(archived: bool) -> PageQuery:
     page = (
         sa.select(merged).order_by(*newest).limit(PAGE_LIMIT).offset(PAGE_OFFSET).subquery("page")
     )
-    stmt = (
-        sa.select(*LIST_COLUMNS)
-        .join_from(page, CreatorList, CreatorList.id == page.c.list_id)
-        .where(CreatorList.user_id == _USER)
-    )
+    stmt = sa.select(*LIST_COLUMNS).join_from(page, CreatorList, CreatorList.id == page.c.list_id)
     order = (page.c.list_updated_at.desc(), page.c.list_id.desc())
     # Each tag's first COUNT_CAP + 1 entries: more lists than that if and only if the tags
     # hold more, so the count is exact up to the cap.
