@@ -56,12 +56,17 @@ def test_analyze_reports_drift_and_unindexed_foreign_keys(seeded, conn):
     list_id = seeded.record["heavy_list"]["id"]
     with conn.transaction(force_rollback=True):
         conn.execute("UPDATE creator_lists SET creator_count = creator_count + 1 WHERE id = %s", (list_id,))  # fmt: skip
+        conn.execute("UPDATE creator_list_tags SET list_archived = NOT list_archived WHERE id = (SELECT min(id::text)::uuid FROM creator_list_tags)")  # fmt: skip
         conn.execute("CREATE TABLE perf_probe (id int PRIMARY KEY, user_id uuid REFERENCES users(id))")  # fmt: skip
         report = analyze(conn)
     drift = next(q for q in report["quality"] if q["check"] == "list_count_drift")
     assert drift["count"] == 1 and not drift["ok"]
+    tags = next(q for q in report["quality"] if q["check"] == "creator_list_tags_drift")
+    assert tags["count"] == 1 and not tags["ok"]
     assert [f["table"] for f in report["unindexed_foreign_keys"]] == ["perf_probe"]
-    assert analyze(conn)["unindexed_foreign_keys"] == []
+    after = analyze(conn)  # rolled back: nothing drifts
+    assert after["unindexed_foreign_keys"] == []
+    assert all(q["ok"] for q in after["quality"] if q["check"].endswith("_drift"))
     campaigns = next(d for d in report["distributions"] if d["metric"] == "campaigns per user")
     assert campaigns["sum"] == 1000 and campaigns["max"] == seeded.record["heavy_user"]["campaigns"]
 
