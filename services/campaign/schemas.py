@@ -33,7 +33,8 @@ MAX_BULK_ITEMS = 500
 # Deep pages are refused before OFFSET arithmetic can overflow (and they would be slow anyway).
 MAX_PAGE = 100_000
 MAX_TAG_FILTERS = 10
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# Postgres text cannot hold NUL: a tag with one is a 422 (query or body), never a 500.
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
 
 
 INT64_MAX = 2**63 - 1

@@ -635,3 +635,17 @@ async def test_tags_are_one_to_a_hundred_characters(api, make_owner, committed):
     assert (await shown(api, owner, made["id"]))["tags"] == longest
     entries = await in_step(committed)
     assert entries == expected_entries(made, owner.user.id)
+
+
+async def test_a_tag_holding_nul_is_refused_in_filters_and_bodies(api, make_owner):
+    """Postgres text cannot hold NUL: the filter and the write both answer 422, never 500."""
+    owner = await make_owner()
+    made = await create(api, owner, "n", ["kept"])
+    for params in ({"tag": "a\x00b"}, {"any_tag": ["ok", "\x00"]}):
+        refused = await api.get("/lists", params=params, headers=owner.headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), params
+    refused = await api.patch(
+        f"/lists/{made['id']}", json={"tags": ["a\x00"]}, headers=owner.headers
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+    assert (await shown(api, owner, made["id"]))["tags"] == ["kept"]
