@@ -1,5 +1,6 @@
 """SQL helpers migrations share. Migrations import only these, never application code."""
 
+import sqlalchemy as sa
 from alembic import op
 
 UPDATED_AT_FUNCTION = "scout_set_updated_at"
@@ -27,6 +28,40 @@ def add_updated_at_trigger(table: str) -> None:
         f"CREATE TRIGGER trg_{table}_updated_at BEFORE UPDATE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION {UPDATED_AT_FUNCTION}()"
     )
+
+
+def row_columns() -> tuple[sa.Column, ...]:
+    """``id``, ``created_at`` and ``updated_at``, as every Scout table has them."""
+    return (
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+    )
+
+
+def create_definer_functions(functions: dict[str, str]) -> None:
+    """Trigger functions (name -> PL/pgSQL body) that run as their owner (SECURITY DEFINER),
+    so a write from another service's role, or a cascade it starts, still keeps the rows the
+    function maintains."""
+    for name, body in functions.items():
+        op.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+            f" SET search_path FROM CURRENT AS $${body}$$"
+        )
+
+
+def create_triggers(table: str, triggers: dict[str, tuple[str, str, str, str]]) -> None:
+    """Triggers on ``table``: name -> (timing and events, transition tables, level and
+    condition, function)."""
+    for name, (when, referencing, level, function) in triggers.items():
+        op.execute(
+            f"CREATE TRIGGER {name} {when} ON {table} {referencing} {level}"
+            f" EXECUTE FUNCTION {function}()"
+        )
 
 
 def create_index_concurrently(name: str, definition: str) -> None:

@@ -26,7 +26,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.helpers import add_updated_at_trigger
+from migrations.helpers import (
+    add_updated_at_trigger,
+    create_definer_functions,
+    create_triggers,
+    row_columns,
+)
 
 revision: str = "0018"
 down_revision: str | None = "0017"
@@ -91,13 +96,7 @@ def upgrade() -> None:
         sa.Column("tag", sa.Text(), nullable=False),
         sa.Column("list_updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("list_archived", sa.Boolean(), nullable=False),
-        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        *row_columns(),
         sa.ForeignKeyConstraint(
             ["list_id"],
             ["creator_lists.id"],
@@ -108,18 +107,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("list_id", "tag", name=op.f("uq_creator_list_tags_list_id_tag")),
     )
     add_updated_at_trigger(TABLE)
-    for name, body in FUNCTIONS.items():
-        # SECURITY DEFINER: a list written by a cascade or another role still keeps its rows.
-        op.execute(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
-            f" SET search_path FROM CURRENT AS $${body}$$"
-        )
+    create_definer_functions(FUNCTIONS)
+    # Indexed under the triggers' lock: no write can slip between backfill and trigger.
     op.execute("LOCK TABLE creator_lists IN SHARE ROW EXCLUSIVE MODE")
-    for name, (when, referencing, level, function) in TRIGGERS.items():
-        op.execute(
-            f"CREATE TRIGGER {name} {when} ON creator_lists {referencing} {level}"
-            f" EXECUTE FUNCTION {function}()"
-        )
+    create_triggers("creator_lists", TRIGGERS)
     op.execute(_insert("creator_lists"))
     # Built after the backfill: one sorted build instead of a million insertions.
     op.create_index(
