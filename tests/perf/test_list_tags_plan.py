@@ -37,7 +37,7 @@ from shared.queries.pagination import COUNT_CAP, capped
 from tooling import migrate
 
 from ..factories import make_user
-from ..support.sql import analyzed_plan, touched
+from ..support.sql import Executed, analyzed_plan, touched
 
 MINE = 6_000  # 2,000 tagged "a": more than a total counts
 OTHER_USERS = 20
@@ -142,14 +142,11 @@ async def planned_page(
 ) -> dict[str, Any]:
     """Run the page (checking its lists and total), then its one statement under EXPLAIN
     ANALYZE: the plan as it ran."""
-    calls: list[tuple[str, Any]] = []
-
-    def record(cursor, statement, parameters) -> None:  # at the driver: every path is seen
-        calls.append((statement, parameters))
-
+    executed = Executed()  # at the driver: every path is seen
+    calls = executed.calls
     async with AsyncSession(seeded.engine) as session:
         await session.connection()  # connected first: only the page's statement is recorded
-        with sqltrace.recording(seeded.engine, record):
+        with sqltrace.recording(seeded.engine, executed):
             found = await ListRepository(session).page(
                 seeded.user_id, page=page, page_size=PAGE_SIZE, archived=archived,
                 tags=tags, any_tags=any_tags,

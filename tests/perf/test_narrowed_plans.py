@@ -21,7 +21,7 @@ from shared.results import ResultsFilter, ResultsSort
 from tooling import migrate
 
 from ..factories import make_campaign, make_job, make_user
-from ..support.sql import analyzed_plan, touched
+from ..support.sql import Executed, analyzed_plan, touched
 
 JOB_SIZE = 30_000
 LIMIT = 50
@@ -102,14 +102,11 @@ async def test_a_narrowed_page_touches_rows_of_the_page_not_of_the_job(
     seeded, query, offset, bound
 ):
     assert bound < JOB_SIZE // 2  # the bound means something only well below the job's size
-    calls: list[tuple[str, Any]] = []
-
-    def record(cursor, statement, parameters) -> None:  # at the driver: every path is seen
-        calls.append((statement, parameters))
-
+    executed = Executed()  # at the driver: every path is seen
+    calls = executed.calls
     async with AsyncSession(seeded.engine) as session:
         await session.connection()  # connected first: only the page's statement is recorded
-        with sqltrace.recording(seeded.engine, record):
+        with sqltrace.recording(seeded.engine, executed):
             page = await ResultsRepository(session).narrowed_page(
                 seeded.clerk_id, seeded.job_id, query, offset=offset, limit=LIMIT
             )
