@@ -12,9 +12,10 @@
    worker's consumer handles together.
 3. Cost growth: the results page (offset 0 and last page) in jobs of 1k, 10k and 100k creators,
    and campaigns page 1 for users with 10, 1k and 100k campaigns. Page cost should stay flat.
-4. What the per-user counters cost the writes: a campaign insert, a list add, a job insert, a
-   job's completion, a running job's progress update and a usage reservation's confirm, with
-   the counters' triggers on and off, interleaved.
+4. What the maintained rows cost the writes: a campaign insert, a list add and a rename of a
+   tagged list, a job insert, a job's completion, a running job's progress update, a search's
+   page of creators and a usage reservation's confirm, with the triggers on and off,
+   interleaved.
 
 Run: ``.venv/bin/python -m tests.bench.bench_data [--creators N] [--only PART] [--json]``. It creates and drops its own
 database. Not a test (the machine's noise would make it flaky); figures go to docs/performance.md.
@@ -34,7 +35,8 @@ import sqlalchemy as sa
 
 from services.billing.service import usage
 from services.campaign.repository import CampaignRepository, ListRepository
-from services.campaign.service import PROFILE_FIELDS
+from services.campaign.schemas import ListUpdate
+from services.campaign.service import PROFILE_FIELDS, update_list
 from services.scraping.creators import Creator
 from services.scraping.providers import SearchPage
 from services.scraping.repository import JobRepository, ResultsRepository
@@ -307,8 +309,9 @@ STATS_TRIGGERS = {
 
 async def writes(url: str, n: int = 300) -> dict:
     """What the per-user counters cost the writes they follow: a campaign insert (the
-    repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``;
-    the list holds three tags) for a user with 1k campaigns and lists; a job insert (two keywords), a job's completion
+    repository's flush, then COMMIT) and a 20-creator list add (``ListRepository.add_items``)
+    and a rename (``PATCH /lists/{id}``'s ``update_list``) of a list holding three tags, for a
+    user with 1k campaigns and lists; a job insert (two keywords), a job's completion
     and a running job's progress update (what ``JobService`` writes to the job row, under
     its lock), and a reservation's confirm (``usage.release`` of a hold, 1,000 each way),
     each in its own transaction; a page of 20 new creators stored by a search's store
@@ -361,6 +364,12 @@ async def writes(url: str, n: int = 300) -> dict:
             repository = ListRepository(session)
             await repository.add_profiles(profiles)
             await repository.add_items(list_id, user, items)
+
+    @timed
+    async def rename() -> None:
+        async with transaction(factory) as session:
+            body = ListUpdate(name=f"bench {next(counter)}")
+            await update_list(session, user, list_id, body)
 
     async def new_job() -> uuid.UUID:
         async with transaction(factory) as session:
@@ -423,6 +432,7 @@ async def writes(url: str, n: int = 300) -> dict:
     out = {}
     for name, call, rounds in (("campaign create", create, n // 10),
                                ("list add, 20 creators", add_items, n // 10),
+                               ("list rename", rename, n // 10),
                                ("job insert", job_insert, n // 10),
                                ("job completion", job_completion, n // 10),
                                ("running job's progress", job_progress, n // 10),
