@@ -24,6 +24,7 @@ from shared.models.enums import (
     SearchType,
 )
 from shared.results import MAX_CREATORS_PER_ANSWER, MAX_KEY_LENGTH, ResultsFilter
+from shared.web import NO_NUL
 
 T = TypeVar("T")
 # ``from_job`` with ``all``: at most this many creators go into the list in one request.
@@ -33,8 +34,7 @@ MAX_BULK_ITEMS = 500
 # Deep pages are refused before OFFSET arithmetic can overflow (and they would be slow anyway).
 MAX_PAGE = 100_000
 MAX_TAG_FILTERS = 10
-# Postgres text cannot hold NUL: a tag with one is a 422 (query or body), never a 500.
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
 
 
 INT64_MAX = 2**63 - 1

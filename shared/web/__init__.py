@@ -16,6 +16,7 @@
 
 from .app import create_app
 from .deps import (
+    NO_NUL,
     AdminUser,
     CallerId,
     CurrentUser,
@@ -31,6 +32,7 @@ from .openapi import ErrorBody, error_responses, raises, webhook_request
 
 __all__ = [
     "IDEMPOTENT",
+    "NO_NUL",
     "AdminUser",
     "CallerId",
     "CurrentUser",

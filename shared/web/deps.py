@@ -93,6 +93,8 @@ async def get_read_session(request: Request) -> AsyncSession:
 
 
 READ_SESSION = "scout.read_session"
+# Postgres text cannot hold NUL: a query string or tag with one is a 422 here, never a 500 there.
+NO_NUL = r"^[^\x00]*$"
 
 
 async def close_read_session(scope: Scope) -> None:

@@ -53,6 +53,9 @@ async def test_user_search_by_email_prefix_is_paginated(api, committed, auth):
     assert none.json()["total"] == 0
     everyone = await api.get("/admin/users", headers=auth(admin))
     assert everyone.json()["total"] == 7
+    # Postgres text cannot hold NUL: a 422, not a 500.
+    nul = await api.get("/admin/users", params={"email": "a\x00"}, headers=auth(admin))
+    assert (nul.status_code, nul.json()["code"]) == (422, "validation_error")
     bad = await api.get("/admin/users", params={"page_size": 1000}, headers=auth(admin))
     assert bad.status_code == 422
 

@@ -96,6 +96,8 @@ async def test_listing_filters_by_campaign_status_and_keyword(committed, service
         assert await ids(keyword="yoga") == sorted([str(a.id), str(c.id)])
         assert await ids(keyword="fitness") == [str(a.id)]
         assert await ids(keyword="yog") == []  # containment, not substring
+        nul = await api.get("/jobs", params={"keyword": "yo\x00"}, headers=acct.headers)
+        assert (nul.status_code, nul.json()["code"]) == (422, "validation_error")
         assert await ids(status="completed") == sorted([str(b.id), str(c.id)])
         assert await ids(campaign_id=str(acct.campaign.id), status="completed") == [str(b.id)]
         assert await ids(campaign_id=str(other.id), keyword="yoga") == [str(c.id)]

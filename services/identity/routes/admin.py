@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query
 from shared.errors import UserNotFound
 from shared.queries.pagination import MAX_PAGE
 from shared.runtime import json_value, parse_value
-from shared.web import AdminUser, SessionDep, error_responses
+from shared.web import NO_NUL, AdminUser, SessionDep, error_responses
 
 from ..errors import (
     ConfigNotFound,
@@ -46,7 +46,7 @@ LoggerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,200}$")]
 async def list_users(
     admin: AdminUser,
     session: SessionDep,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    email: Annotated[str | None, Query(max_length=320, pattern=NO_NUL)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UserPage:

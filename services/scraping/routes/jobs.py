@@ -11,6 +11,7 @@ from shared.queries.pagination import MAX_PAGE, TOTAL_CAPPED, TOTAL_CAPPED_DOC, 
 from shared.ratelimit import rate_limit
 from shared.results import ResultsSort
 from shared.web import (
+    NO_NUL,
     CallerId,
     CurrentUser,
     Idempotent,
@@ -67,7 +68,7 @@ async def list_jobs(
     response: Response,
     campaign_id: uuid.UUID | None = None,
     status: JobStatus | None = None,
-    keyword: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    keyword: Annotated[str | None, Query(min_length=1, max_length=100, pattern=NO_NUL)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:
