@@ -28,14 +28,16 @@ LIMIT = 50
 PAGE = LIMIT + 1  # the page and the row that says "there is more"
 
 # Follower counts spread over the job; 1 in 8 verified, 1 in 5 with an e-mail; every 997th
-# creator's bio holds a rare word.
+# creator's bio holds a rare word, the others' a common one; `mail` is in the bios of 1 in 5
+# of those with an e-mail and no others.
 FILL = f"""
 INSERT INTO scraping_job_creators (job_id, platform, creator_key, ordinal, creator)
 SELECT :job, 'tiktok', 'k' || i, i, jsonb_build_object(
   'creator_key', 'k' || i, 'username', 'k' || i, 'display_name', 'Creator ' || i,
   'followers', (i * 7919) % 1000000, 'verified', i % 8 = 0,
   'emails', CASE WHEN i % 5 = 0 THEN '["a@b.io"]'::jsonb ELSE '[]'::jsonb END,
-  'bio', CASE WHEN i % 997 = 0 THEN 'zanzibar sailing' ELSE 'food and travel' END)
+  'bio', CASE WHEN i % 997 = 0 THEN 'zanzibar sailing'
+              WHEN i % 25 = 0 THEN 'food and travel, mail me' ELSE 'food and travel' END)
 FROM generate_series(0, {JOB_SIZE - 1}) AS i
 """
 
@@ -65,6 +67,15 @@ CASES = [
     (ResultsFilter(q="zanzibar"), 0, 6 * (JOB_SIZE // 997 + 1)),
     (ResultsFilter(q="zanzibar", verified=False, sort=ResultsSort.followers_desc), 0,
      6 * (JOB_SIZE // 997 + 1)),
+    # A word beside a flag: the count's bitmap holds every match and it reads the first
+    # COUNT_CAP + 1; the page walks ~8, ~25 and ~5 index entries per match and checks the
+    # text of those passing the flag, never reading every match. `mail` goes with `has_email`,
+    # where the planner, taking them as independent, expects a fifth of the 1,200 matches
+    # and would read and sort them all.
+    (ResultsFilter(q="food", verified=True), 0, JOB_SIZE // 8 + COUNT_CAP + 1 + 10 * PAGE),
+    (ResultsFilter(q="mail", has_email=True), 0, JOB_SIZE // 25 + COUNT_CAP + 1 + 31 * PAGE),
+    (ResultsFilter(q="travel", has_email=True, sort=ResultsSort.followers_desc), 0,
+     JOB_SIZE // 5 + COUNT_CAP + 1 + 7 * PAGE),
 ]  # fmt: skip
 
 

@@ -191,6 +191,38 @@ async def test_a_follower_range_in_discovery_order_pages_alike_walked_or_from_it
         results._page_query.cache_clear()
 
 
+@pytest.mark.parametrize("walk,probes", [(5, 2), (40, 6), (results.TEXT_WALK, results.TEXT_PROBES)])
+async def test_text_beside_other_filters_pages_alike_walked_or_from_its_index(
+    stored, monkeypatch, walk, probes
+):
+    """Past the count's cap, ``q`` beside other filters takes its page from a bounded walk of
+    the sort's index, or from the text's index when the walk fell short. With a cap of 3 every
+    such set here is past it: a walk of 5 entries (2 checked) nearly always falls short, one of
+    40 (6 checked) serves the first pages of the common sets, the real bounds serve all."""
+    for name, value in (("COUNT_CAP", 3), ("TEXT_WALK", walk), ("TEXT_PROBES", probes)):
+        monkeypatch.setattr(results, name, value)
+    results._page_statement.cache_clear()
+    results._page_query.cache_clear()
+    try:
+        for params in ({"q": "person", "verified": True},
+                       {"q": "mail", "has_email": True, "sort": "followers_desc"},
+                       {"q": "i love", "verified": False, "has_email": True,
+                        "sort": "followers_asc"},
+                       {"q": "c1", "min_followers": 1000, "max_followers": 20_000},
+                       {"q": "yoga", "has_email": False}):  # fmt: skip
+            expected = oracle(stored.creators, params)
+            assert len(expected) > 3, params  # past the cap
+            seen, offset = [], 0
+            while offset is not None:
+                body = (await stored.get(**params, offset=offset, limit=7)).json()
+                seen += [c["creator_key"] for c in body["items"]]
+                offset = body["next_offset"]
+            assert seen == expected, params
+    finally:
+        results._page_statement.cache_clear()
+        results._page_query.cache_clear()
+
+
 @pytest.mark.parametrize(
     "params",
     [
