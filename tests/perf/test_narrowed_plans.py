@@ -74,6 +74,7 @@ CASES = [
     # and would read and sort them all.
     (ResultsFilter(q="food", verified=True), 0, JOB_SIZE // 8 + COUNT_CAP + 1 + 10 * PAGE),
     (ResultsFilter(q="mail", has_email=True), 0, JOB_SIZE // 25 + COUNT_CAP + 1 + 31 * PAGE),
+    (ResultsFilter(q="mail"), 0, JOB_SIZE // 25 + COUNT_CAP + 1 + 26 * PAGE),
     (ResultsFilter(q="travel", has_email=True, sort=ResultsSort.followers_desc), 0,
      JOB_SIZE // 5 + COUNT_CAP + 1 + 7 * PAGE),
 ]  # fmt: skip

@@ -191,20 +191,23 @@ async def test_a_follower_range_in_discovery_order_pages_alike_walked_or_from_it
         results._page_query.cache_clear()
 
 
-@pytest.mark.parametrize("walk,probes", [(5, 2), (40, 6), (results.TEXT_WALK, results.TEXT_PROBES)])
-async def test_text_beside_other_filters_pages_alike_walked_or_from_its_index(
-    stored, monkeypatch, walk, probes
+@pytest.mark.parametrize("walk", [1, 60, results.TEXT_WALK])
+async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
+    stored, monkeypatch, walk
 ):
-    """Past the count's cap, ``q`` beside other filters takes its page from a bounded walk of
-    the sort's index, or from the text's index when the walk fell short. With a cap of 3 every
-    such set here is past it: a walk of 5 entries (2 checked) nearly always falls short, one of
-    40 (6 checked) serves the first pages of the common sets, the real bounds serve all."""
-    for name, value in (("COUNT_CAP", 3), ("TEXT_WALK", walk), ("TEXT_PROBES", probes)):
-        monkeypatch.setattr(results, name, value)
+    """Past the count's cap a page of ``q`` walks its sort's index when the count's matches
+    say the walk is short (at most ``TEXT_WALK`` entries expected, ``2 * TEXT_WALK`` walked),
+    and is sorted from every match otherwise or when the walk stopped short. With a cap of 3
+    every set here is past it: a walk of 1 never runs; one of 60 serves the first page of the
+    commonest sets and leaves the rest to the sort; the real bound serves every page but the
+    last of each set, which the walk finds short and leaves to the sort."""
+    monkeypatch.setattr(results, "COUNT_CAP", 3)
+    monkeypatch.setattr(results, "TEXT_WALK", walk)
     results._page_statement.cache_clear()
     results._page_query.cache_clear()
     try:
-        for params in ({"q": "person", "verified": True},
+        for params in ({"q": "person"}, {"q": "c1", "sort": "followers_desc"},
+                       {"q": "person", "verified": True},
                        {"q": "mail", "has_email": True, "sort": "followers_desc"},
                        {"q": "i love", "verified": False, "has_email": True,
                         "sort": "followers_asc"},

@@ -139,31 +139,45 @@ found AS (
 _SLICE = "LIMIT :limit + 1 OFFSET :offset"
 
 
-# A page of ``q`` beside other filters, past the cap: index entries it walks (index only,
-# the other filters read from the index), and how many of those passing them it checks for the
-# text, before the text's index answers instead (see :func:`_text_matches`).
+# Past the count's cap, the most index entries a page of ``q`` is expected to walk in its sort
+# order for its rows to be taken that way (see :func:`_text_matches`); the walk stops at twice
+# as many.
 TEXT_WALK = 10_000
-TEXT_PROBES = 1_000
 
 
 def _text_walk(filters: frozenset[str], sort: ResultsSort) -> str:
-    """The page's rows by the walk of its sort's index: the first :data:`TEXT_WALK` entries,
-    those passing the filters other than ``q`` (read from the index), the first
-    :data:`TEXT_PROBES` of them, each then checked for the text on its row; ``offset + limit
-    + 1`` rows when the walk found that many, fewer when it did not."""
+    """The page's rows by the walk of its sort's index, at most ``2 * TEXT_WALK`` entries:
+    ``offset + limit + 1`` rows when the walk found that many, fewer when it did not. With
+    ``q`` alone each entry's row is read for the text; beside other filters the walk is index
+    only, those filters read from the index, and only the rows passing them are read."""
     order = _ORDER[sort]
+    others = filters - {"q"}
+    if not others:
+        return f"""walk AS (
+  SELECT k.ordinal, k.followers FROM (
+    SELECT c.ordinal, c.followers, c.search_text FROM scraping_job_creators AS c
+    WHERE c.job_id = :job_id ORDER BY {order.format(t="c")} LIMIT {2 * TEXT_WALK}
+  ) AS k
+  WHERE k.{_CONDITIONS["q"]} ORDER BY {order.format(t="k")} LIMIT :offset + :limit + 1
+)"""
     return f"""walk AS (
-  SELECT e.ordinal, e.followers FROM (
-    SELECT k.ordinal, k.followers FROM (
-      SELECT c.ordinal, c.followers, c.verified, c.has_email FROM scraping_job_creators AS c
-      WHERE c.job_id = :job_id ORDER BY {order.format(t="c")} LIMIT {TEXT_WALK}
-    ) AS k
-    WHERE true{_where(filters - {"q"})} ORDER BY {order.format(t="k")} LIMIT {TEXT_PROBES}
-  ) AS e
-  WHERE (SELECT t.{_CONDITIONS["q"]} FROM scraping_job_creators AS t
-          WHERE t.job_id = :job_id AND t.ordinal = e.ordinal)
-  ORDER BY {order.format(t="e")} LIMIT :offset + :limit + 1
-), walked AS (SELECT count(*) AS n FROM walk)"""
+  SELECT k.ordinal, k.followers FROM (
+    SELECT c.ordinal, c.followers, c.verified, c.has_email FROM scraping_job_creators AS c
+    WHERE c.job_id = :job_id ORDER BY {order.format(t="c")} LIMIT {2 * TEXT_WALK}
+  ) AS k
+  WHERE true{_where(others)}
+    AND (SELECT t.{_CONDITIONS["q"]} FROM scraping_job_creators AS t
+          WHERE t.job_id = :job_id AND t.ordinal = k.ordinal)
+  ORDER BY {order.format(t="k")} LIMIT :offset + :limit + 1
+)"""
+
+
+# The sort orders written so that no index serves them: the page is sorted from every match.
+_ORDER_UNINDEXED = {
+    ResultsSort.found: "{t}.ordinal + 0",
+    ResultsSort.followers_desc: "{t}.followers + 0 DESC NULLS LAST, {t}.ordinal",
+    ResultsSort.followers_asc: "{t}.followers + 0 ASC NULLS LAST, {t}.ordinal",
+}
 
 
 def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str, str]:
@@ -173,42 +187,44 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     (the index only narrows; the text is checked on the row). When there are no more than
     :data:`COUNT_CAP` matches, those rows are every match, so the page is sorted from them
     rather than read through the index a second time (a rare fragment's page on a 100k-creator
-    job: 3.5 ms, against 5.3 reading the index twice). Past the cap the page walks its index
-    as any narrowed page does.
+    job: 3.5 ms, against 5.3 reading the index twice).
 
-    With other filters beside ``q`` the planner misjudges that walk: it multiplies the
-    filters' shares as if independent, and where the text goes with a flag (``mail`` in the
-    bios of creators with an e-mail) it expects a fifth of the matches and sorts every match
-    from the trigram index (~100 ms on a 1M-creator job, where the walk passes ~2,000 index
-    entries). So past the cap such a page first takes its rows from :func:`_text_walk`, a
-    bounded walk that needs no estimate, and asks the planner only when that walk fell short:
-    then the text is rare among the creators passing the other filters, which is where the
-    trigram index pays."""
+    Past the cap, two ways fit and the planner cannot tell them apart: walking the sort's
+    index passes ``(offset + limit + 1) / share of the job matching`` entries, sorting every
+    match reads each of them. Its estimate of a substring's share comes from a sample of the
+    column and was off both ways on the seed's 1M-creator job: 100 expected of 17,858 for a
+    keyword (every match read and sorted, 70 ms, where the walk takes 1.5), 5,000 of 25,000
+    for ``mail`` beside both flags, with which it goes. So the statement chooses from what the
+    count just read: the cap's matches and how far into the job they reach (the highest
+    ordinal among them; rows are stored in discovery order, so the count meets them roughly in
+    that order) give the entries a walk would pass. Under :data:`TEXT_WALK` the page walks
+    (:func:`_text_walk`); otherwise, or when the walk stopped short, it is sorted from every
+    match, read through the trigram index. Either way the page is exact; the estimate only
+    picks the cost."""
     where = _where(filters)
     cap = COUNT_CAP
+    need = ":offset + :limit + 1"
     prefix = f"""WITH m AS MATERIALIZED (
   SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
   WHERE k.job_id = :job_id{where} LIMIT {cap + 1}
-), matched AS (SELECT count(*) AS matches FROM m)"""
+), matched AS (SELECT count(*) AS matches, coalesce(max(ordinal), 0) + 1 AS reach FROM m),
+{_text_walk(filters, sort)}, walked AS (SELECT count(*) AS n FROM walk)"""
     past_cap = f"(SELECT matches FROM matched) > {cap}"
-    walked = ""
-    if filters != {"q"}:
-        prefix += f",\n{_text_walk(filters, sort)}"
-        walked = f"""(SELECT w.ordinal, w.followers FROM walk AS w
-            WHERE {past_cap} AND (SELECT n FROM walked) = :offset + :limit + 1
-            ORDER BY {_ORDER[sort].format(t="w")} {_SLICE})
-          UNION ALL
-          """
-        past_cap += " AND (SELECT n FROM walked) < :offset + :limit + 1"
-    # Each branch sorts and slices on its own, so the last is planned for the page it serves
-    # (the ordered walk for a common word); one sort above them all is planned as a read of
-    # every match (17,858 heap rows for `fitness` on a 1M-creator job, against ~2,800).
+    walkable = (
+        f"({need}) * (SELECT reach FROM matched) <= {TEXT_WALK} * (SELECT matches FROM matched)"
+    )
+    # Each branch sorts and slices on its own: only the one whose conditions hold runs.
     walk = f"""(SELECT m.ordinal, m.followers FROM m WHERE (SELECT matches FROM matched) <= {cap}
            ORDER BY {_ORDER[sort].format(t="m")} {_SLICE})
           UNION ALL
-          {walked}(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
-            WHERE k.job_id = :job_id{where} AND {past_cap}
-            ORDER BY {_ORDER[sort].format(t="k")} {_SLICE})"""
+          (SELECT w.ordinal, w.followers FROM walk AS w
+            WHERE {past_cap} AND {walkable} AND (SELECT n FROM walked) = {need}
+            ORDER BY {_ORDER[sort].format(t="w")} {_SLICE})
+          UNION ALL
+          (SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
+            WHERE k.job_id = :job_id{where}
+              AND {past_cap} AND (NOT ({walkable}) OR (SELECT n FROM walked) < {need})
+            ORDER BY {_ORDER_UNINDEXED[sort].format(t="k")} {_SLICE})"""
     return prefix, "(SELECT matches FROM matched)", walk
 
 
