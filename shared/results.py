@@ -13,7 +13,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.errors import DependencyUnavailable
+from shared.errors import DependencyUnavailable, ScoutError
 from shared.models.enums import Platform
 
 # Far beyond any creator's audience, far inside a bigint: a larger bound is a 422, never a 500.
@@ -25,6 +25,18 @@ MAX_CREATORS_PER_ANSWER = 500
 CREATORS = "scraping.results.creators"
 # Room for a busy scraping worker; the question only reads, so asking again is always safe.
 TIMEOUT_SECONDS = 5.0
+
+
+class QueryTooShort(ScoutError):
+    """``q`` with no three letters or digits in a row, on a job bigger than a search makes
+    (more than 1,000 creators): the trigram index cannot narrow it, and reading every creator
+    of such a job would take seconds."""
+
+    status_code = 422
+    code = "query_too_short"
+    detail = (
+        "On a job of more than 1,000 creators, q needs at least three letters or digits in a row."
+    )
 
 
 class ResultsSort(StrEnum):

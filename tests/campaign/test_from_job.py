@@ -152,6 +152,28 @@ async def test_all_takes_at_most_5000_and_says_truncated(api, scraping, make_own
     assert (response.json()["added"], response.json()["truncated"]) == (5000, False)
 
 
+async def test_all_with_text_the_index_cannot_narrow_is_refused_past_a_searchs_size(
+    api, scraping, make_owner, committed
+):
+    owner = await make_owner()
+    job = await job_with(committed, owner, [stored_creator(n) for n in range(10)])
+    list_id = await new_list(api, owner)
+    short = {"job_id": str(job.id), "all": True, "q": "yo"}
+    response = await add(api, owner, list_id, short)  # a job a search makes: answered
+    assert response.status_code == 200 and response.json()["added"] == 2, response.text
+    async with committed.begin() as conn:
+        await conn.execute(
+            sa.update(ScrapingJob).where(ScrapingJob.id == job.id).values(processed_results=1001)
+        )
+    other = await new_list(api, owner, "other")
+    response = await add(api, owner, other, short)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "query_too_short"
+    assert await list_rows(committed, other) == []
+    response = await add(api, owner, other, {**short, "q": "yog"})
+    assert response.status_code == 200 and response.json()["added"] == 2, response.text
+
+
 async def test_another_users_job_is_404_and_adds_nothing(api, scraping, make_owner, committed):
     owner, stranger = await make_owner(), await make_owner()
     job = await job_with(committed, stranger, [stored_creator(n) for n in range(5)])

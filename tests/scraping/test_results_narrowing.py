@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scraping.api import create_app as scraping_app
 from services.scraping.repository import COUNT_CAP, JobRepository, results
+from services.scraping.repository.text import indexable
 from shared.models import ScrapingJob
 
 from ..factories import make_campaign, make_job, make_user
@@ -145,7 +146,9 @@ async def test_a_narrowed_page_matches_the_oracle_in_one_statement(stored, param
     expected = oracle(stored.creators, params)
     response = await stored.get(**params, limit=40)
     assert response.status_code == 200, response.text
-    assert len(stored.modes.seen) == 1  # caller, ownership, count and page at once
+    # Caller, ownership, count and page at once; text the trigram index cannot narrow first
+    # asks the job's size (refused on a job bigger than a search makes).
+    assert len(stored.modes.seen) == (1 if indexable(params.get("q")) else 2)
     body = response.json()
     assert [c["creator_key"] for c in body["items"]] == expected[:40]
     assert body["total"] == len(expected)
@@ -224,6 +227,32 @@ async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
     finally:
         results._page_statement.cache_clear()
         results._page_query.cache_clear()
+
+
+async def test_text_the_index_cannot_narrow_is_refused_only_past_a_searchs_size(stored, committed):
+    """``q`` with no three letters or digits in a row reads every creator of the job: answered
+    on a job of at most 1,000 creators (what a search makes), 422 ``query_too_short`` beyond
+    it; another user's job stays a 404 whatever the text."""
+    for q in ("c1", "%", "é l"):  # the job holds 300: answered
+        response = await stored.get(q=q, limit=500)
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == len(oracle(stored.creators, {"q": q}))
+    async with committed.begin() as conn:
+        await conn.execute(
+            sa.update(ScrapingJob)
+            .where(ScrapingJob.id == stored.job.id)
+            .values(processed_results=1001)
+        )
+    for q in ("c1", "%", "é l", "a-b-c", "c 1"):
+        response = await stored.get(q=q, verified=True)
+        assert response.status_code == 422, (q, response.text)
+        assert response.json()["code"] == "query_too_short"
+    assert (await stored.get(q="c12")).json()["total"] == len(oracle(stored.creators, {"q": "c12"}))
+    assert (await stored.get(q="Son 1")).status_code == 200  # `son` is three in a row
+    response = await stored.client.get(
+        f"/jobs/{stored.job.id}/results", params={"q": "c1"}, headers=stored.stranger
+    )
+    assert response.status_code == 404 and response.json()["code"] == "job_not_found"
 
 
 @pytest.mark.parametrize(

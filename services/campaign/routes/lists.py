@@ -10,7 +10,7 @@ from shared.errors import DependencyUnavailable
 from shared.models.enums import ListBucket
 from shared.queries.pagination import MAX_PAGE_SIZE, TOTAL_CAPPED, TOTAL_CAPPED_DOC, capped
 from shared.ratelimit import rate_limit
-from shared.results import ResultsClient
+from shared.results import QueryTooShort, ResultsClient
 from shared.web import (
     IDEMPOTENT,
     CallerId,
@@ -180,7 +180,7 @@ async def results_client(request: Request) -> ResultsClient:
 @router.post(
     "/{list_id}/items",
     summary="Add creators, or a search job's results",
-    responses=error_responses(ListNotFound, JobNotFound),
+    responses=error_responses(ListNotFound, JobNotFound, QueryTooShort),
     dependencies=[*LIST_WRITES, IDEMPOTENT],
 )
 async def add_items(
@@ -196,8 +196,9 @@ async def add_items(
     creators come from one of your search jobs as they were stored: ``creator_keys`` (1 to 500)
     or ``all: true`` with the results filters (``min_followers``, ``max_followers``,
     ``verified``, ``has_email``, ``q``, ``sort``; the first 5,000, ``truncated`` beyond); keys
-    the job lacks come back in ``missing``. Another user's job is 404 ``job_not_found``; 503
-    when the search service cannot be asked (nothing is added)."""
+    the job lacks come back in ``missing``. Another user's job is 404 ``job_not_found``; a
+    ``q`` the results page refuses is 422 ``query_too_short``; 503 when the search service
+    cannot be asked (nothing is added)."""
     if body.from_job is not None:
         added = await service.add_from_job(session, reads, results, user_id, list_id, body.from_job)
         return ItemsAddedFromJob(**added)

@@ -34,6 +34,7 @@ from shared.results import ResultsFilter, ResultsSort
 
 from ..schemas import MAX_NARROWED_OFFSET
 from .jobs import validate_window
+from .text import refuse_short_text
 
 _ORDER = {
     ResultsSort.found: "{t}.ordinal",
@@ -189,18 +190,14 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     rather than read through the index a second time (a rare fragment's page on a 100k-creator
     job: 3.5 ms, against 5.3 reading the index twice).
 
-    Past the cap, two ways fit and the planner cannot tell them apart: walking the sort's
-    index passes ``(offset + limit + 1) / share of the job matching`` entries, sorting every
-    match reads each of them. Its estimate of a substring's share comes from a sample of the
-    column and was off both ways on the seed's 1M-creator job: 100 expected of 17,858 for a
-    keyword (every match read and sorted, 70 ms, where the walk takes 1.5), 5,000 of 25,000
-    for ``mail`` beside both flags, with which it goes. So the statement chooses from what the
-    count just read: the cap's matches and how far into the job they reach (the highest
-    ordinal among them; rows are stored in discovery order, so the count meets them roughly in
-    that order) give the entries a walk would pass. Under :data:`TEXT_WALK` the page walks
-    (:func:`_text_walk`); otherwise, or when the walk stopped short, it is sorted from every
-    match, read through the trigram index. Either way the page is exact; the estimate only
-    picks the cost."""
+    Past the cap, walking the sort's index passes ``(offset + limit + 1) / share matching``
+    entries, sorting every match reads each one. The planner's share for a substring comes
+    from a sample and was off both ways on the seed's 1M-creator job (100 expected of 17,858
+    for a keyword: every match sorted, 70 ms, where the walk takes 1.5). So the statement
+    chooses from what the count just read: the cap's matches and the highest ordinal among
+    them (rows are stored in discovery order) give the entries a walk would pass. Under
+    :data:`TEXT_WALK` the page walks (:func:`_text_walk`); otherwise, or when the walk
+    stopped short, it is sorted from every match. Either way the page is exact."""
     where = _where(filters)
     cap = COUNT_CAP
     need = ":offset + :limit + 1"
@@ -318,8 +315,8 @@ _OWNED_JOB = DriverQuery(
 )
 
 
-# A statement with ``q`` is planned for each call: a rare fragment wants the trigram index, a
-# common word the ordered walk (see ``DriverQuery``).
+# A statement with ``q`` is planned for each call (see ``DriverQuery``): planned without the
+# values, the count drops the flags from its trigram index scan (8,000 rows read for 1,001).
 @cache
 def _page_query(filters: frozenset[str], sort: ResultsSort) -> DriverQuery:
     return DriverQuery(_page_statement(filters, sort), plan_each_call="q" in filters)
@@ -361,6 +358,7 @@ class ResultsRepository:
         filters, params = _params(query)
         params |= {"job_id": job_id, "clerk_user_id": clerk_user_id,
                    "offset": offset, "limit": limit}  # fmt: skip
+        await refuse_short_text(self.session, query.q, job_id, clerk_user_id)
         row = await _page_query(filters, query.sort).first(self.session, params)
         if row is None:
             return None
@@ -389,5 +387,6 @@ class ResultsRepository:
         """``(key, creator JSON)`` ``[offset, offset + limit)`` of the job's narrowed set."""
         filters, params = _params(query)
         params |= {"job_id": job_id, "offset": offset, "limit": limit}
+        await refuse_short_text(self.session, query.q, job_id)
         rows = await _matching_query(filters, query.sort).all(self.session, params)
         return [(key, creator) for key, creator in rows]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from shared.models.enums import JobStatus
 from shared.queries.pagination import MAX_PAGE, TOTAL_CAPPED, TOTAL_CAPPED_DOC, capped
 from shared.ratelimit import rate_limit
-from shared.results import ResultsSort
+from shared.results import QueryTooShort, ResultsSort
 from shared.web import (
     NO_NUL,
     CallerId,
@@ -104,7 +104,7 @@ async def get_job(job_id: uuid.UUID, user_id: CallerId, session: ReadSessionDep)
     "/jobs/{job_id}/results",
     response_model=ResultsPage,
     summary="A page of creators, narrowed and sorted",
-    responses={**error_responses(JobNotFound), 200: {"headers": TOTAL_CAPPED_DOC}},
+    responses={**error_responses(JobNotFound, QueryTooShort), 200: {"headers": TOTAL_CAPPED_DOC}},
 )
 async def job_results(
     job_id: uuid.UUID,
@@ -118,8 +118,10 @@ async def job_results(
     ``followers_asc``; unknown follower counts last). ``total`` counts the narrowed set, exactly
     up to 1,000 matches (then 1,000 and ``X-Total-Capped: true``); narrowed by ``verified``
     and/or ``has_email`` alone, exactly at any size. Every item carries its
-    ``creator_key``. A page costs the same whatever the job's size. One statement: the caller
-    is resolved inside it, so this route does not take ``CallerId``."""
+    ``creator_key``. A page costs the same whatever the job's size. On a job of more than
+    1,000 creators (none a search makes), ``q`` needs three letters or digits in a row (422
+    ``query_too_short``): shorter text cannot be looked up, only read creator by creator. One
+    statement: the caller is resolved inside it, so this route does not take ``CallerId``."""
     offset, limit = query.offset, query.limit
     total_capped = False
     if query.narrows or query.sort != ResultsSort.found:
