@@ -121,7 +121,8 @@ async def job_results(
     ``creator_key``. A page costs the same whatever the job's size. On a job of more than
     1,000 creators (none a search makes), ``q`` needs three letters or digits in a row (422
     ``query_too_short``): shorter text cannot be looked up, only read creator by creator. One
-    statement: the caller is resolved inside it, so this route does not take ``CallerId``."""
+    statement (such text first reads the job's size): the caller is resolved inside it, so
+    this route does not take ``CallerId``."""
     offset, limit = query.offset, query.limit
     total_capped = False
     if query.narrows or query.sort != ResultsSort.found:
