@@ -229,6 +229,31 @@ async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
         results._page_query.cache_clear()
 
 
+async def test_text_past_the_cap_on_creators_far_apart_in_discovery_order(stored, committed):
+    """The walk's estimate multiplies the page's end by how far into the job the counted
+    matches reach: with ordinals near the top of their range that product passes 32 bits,
+    and the page must still answer (sorted from every match), never a 500."""
+    async with committed.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO scraping_job_creators (job_id, platform, creator_key, ordinal, creator)"
+                " SELECT :job, 'tiktok', 'far' || i, 300 + i * 2000000, jsonb_build_object("
+                " 'creator_key', 'far' || i, 'username', 'far' || i, 'display_name', 'Person far')"
+                " FROM generate_series(0, 799) AS i"
+            ),
+            {"job": stored.job.id},
+        )
+    for sort in ("found", "followers_desc"):
+        response = await stored.get(q="person", sort=sort, offset=40, limit=50)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["total"] == COUNT_CAP and response.headers["x-total-capped"] == "true"
+        # All 300 first; the far ones have no follower count, so they come last either way.
+        near = oracle(stored.creators, {"q": "person", "sort": sort})
+        expected = (near + [f"far{i}" for i in range(800)])[40:90]
+        assert [c["creator_key"] for c in body["items"]] == expected, sort
+
+
 async def test_text_the_index_cannot_narrow_is_refused_only_past_a_searchs_size(stored, committed):
     """``q`` with no three letters or digits in a row reads every creator of the job: answered
     on a job of at most 1,000 creators (what a search makes), 422 ``query_too_short`` beyond

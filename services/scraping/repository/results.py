@@ -208,7 +208,8 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
 {_text_walk(filters, sort)}, walked AS (SELECT count(*) AS n FROM walk)"""
     past_cap = f"(SELECT matches FROM matched) > {cap}"
     walkable = (
-        f"({need}) * (SELECT reach FROM matched) <= {TEXT_WALK} * (SELECT matches FROM matched)"
+        f"CAST({need} AS bigint) * (SELECT reach FROM matched)"
+        f" <= {TEXT_WALK} * (SELECT matches FROM matched)"
     )
     # Each branch sorts and slices on its own: only the one whose conditions hold runs.
     walk = f"""(SELECT m.ordinal, m.followers FROM m WHERE (SELECT matches FROM matched) <= {cap}
