@@ -95,6 +95,9 @@ def _exact_total(filters: frozenset[str]) -> bool:
     return filters <= _FLAGS
 
 
+# The rows a page's walk fetches: past ``offset``, the page and one more (there is more).
+_NEED = ":offset + :limit + 1"
+
 # Index entries a page of a follower range in discovery order walks before it turns to the
 # range's own index (see :func:`_range_walk`).
 RANGE_WALK = 10_000
@@ -113,7 +116,7 @@ def _range_walk(filters: frozenset[str]) -> str:
     ~0.5% of the job — does the range's index answer, and then it holds few creators by that
     very fact. A deep page (``offset`` up to 10,000) mostly takes the index, at the cost of
     sorting the creators in range."""
-    need = ":offset + :limit + 1"
+    need = _NEED
     where = _where(filters)
     return f"""
 WITH walk AS (
@@ -151,25 +154,20 @@ def _text_walk(filters: frozenset[str], sort: ResultsSort) -> str:
     ``offset + limit + 1`` rows when the walk found that many, fewer when it did not. With
     ``q`` alone each entry's row is read for the text; beside other filters the walk is index
     only, those filters read from the index, and only the rows passing them are read."""
-    order = _ORDER[sort]
-    others = filters - {"q"}
-    if not others:
-        return f"""walk AS (
-  SELECT k.ordinal, k.followers FROM (
-    SELECT c.ordinal, c.followers, c.search_text FROM scraping_job_creators AS c
-    WHERE c.job_id = :job_id ORDER BY {order.format(t="c")} LIMIT {2 * TEXT_WALK}
-  ) AS k
-  WHERE k.{_CONDITIONS["q"]} ORDER BY {order.format(t="k")} LIMIT :offset + :limit + 1
-)"""
+    order, others = _ORDER[sort], filters - {"q"}
+    columns, passes = "c.search_text", f"k.{_CONDITIONS['q']}"
+    if others:
+        columns = "c.verified, c.has_email"
+        passes = f"""true{_where(others)}
+    AND (SELECT t.{_CONDITIONS["q"]} FROM scraping_job_creators AS t
+          WHERE t.job_id = :job_id AND t.ordinal = k.ordinal)"""
     return f"""walk AS (
   SELECT k.ordinal, k.followers FROM (
-    SELECT c.ordinal, c.followers, c.verified, c.has_email FROM scraping_job_creators AS c
+    SELECT c.ordinal, c.followers, {columns} FROM scraping_job_creators AS c
     WHERE c.job_id = :job_id ORDER BY {order.format(t="c")} LIMIT {2 * TEXT_WALK}
   ) AS k
-  WHERE true{_where(others)}
-    AND (SELECT t.{_CONDITIONS["q"]} FROM scraping_job_creators AS t
-          WHERE t.job_id = :job_id AND t.ordinal = k.ordinal)
-  ORDER BY {order.format(t="k")} LIMIT :offset + :limit + 1
+  WHERE {passes}
+  ORDER BY {order.format(t="k")} LIMIT {_NEED}
 )"""
 
 
@@ -199,8 +197,7 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     :data:`TEXT_WALK` the page walks (:func:`_text_walk`); otherwise, or when the walk
     stopped short, it is sorted from every match. Either way the page is exact."""
     where = _where(filters)
-    cap = COUNT_CAP
-    need = ":offset + :limit + 1"
+    cap, need = COUNT_CAP, _NEED
     prefix = f"""WITH m AS MATERIALIZED (
   SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
   WHERE k.job_id = :job_id{where} LIMIT {cap + 1}

@@ -19,14 +19,15 @@ from shared.results import QueryTooShort
 
 SHORT_TEXT_JOB = 1_000
 _INDEXABLE = re.compile(r"[a-z0-9]{3}")
-_SIZE = "SELECT j.processed_results FROM scraping_jobs AS j JOIN users AS u ON u.id = j.user_id"
+_SIZE = "SELECT j.processed_results FROM scraping_jobs AS j"
 _JOB_SIZE = DriverQuery(
     sa.text(f"{_SIZE} WHERE j.id = :job_id").bindparams(sa.bindparam("job_id", type_=sa.Uuid))
 )
 # Only the caller's job answers, so another user's job stays a 404, never a 422.
 _CALLERS_JOB_SIZE = DriverQuery(
     sa.text(
-        f"{_SIZE} WHERE j.id = :job_id AND u.user_id = :clerk_user_id AND u.deleted_at IS NULL"
+        f"{_SIZE} JOIN users AS u ON u.id = j.user_id"
+        " WHERE j.id = :job_id AND u.user_id = :clerk_user_id AND u.deleted_at IS NULL"
     ).bindparams(sa.bindparam("job_id", type_=sa.Uuid))
 )
 
