@@ -16,6 +16,7 @@ from services.scraping.repository import COUNT_CAP, ResultsRepository
 from services.scraping.repository.results import RANGE_WALK
 from shared import sqltrace
 from shared.db import DriverQuery, libpq_url, make_engine
+from shared.models.scraping import TEXT_BLOCK
 from shared.queries.sessions import read_session_factory, release
 from shared.results import ResultsFilter, ResultsSort
 from tooling import migrate
@@ -30,7 +31,7 @@ PAGE = LIMIT + 1  # the page and the row that says "there is more"
 # Follower counts spread over the job; 1 in 8 verified, 1 in 5 with an e-mail; every 997th
 # creator's bio holds a rare word, the others' a common one; `mail` is in the bios of 1 in 5
 # of those with an e-mail and no others.
-FILL = f"""
+FILL = """
 INSERT INTO scraping_job_creators (job_id, platform, creator_key, ordinal, creator)
 SELECT :job, 'tiktok', 'k' || i, i, jsonb_build_object(
   'creator_key', 'k' || i, 'username', 'k' || i, 'display_name', 'Creator ' || i,
@@ -38,7 +39,7 @@ SELECT :job, 'tiktok', 'k' || i, i, jsonb_build_object(
   'emails', CASE WHEN i % 5 = 0 THEN '["a@b.io"]'::jsonb ELSE '[]'::jsonb END,
   'bio', CASE WHEN i % 997 = 0 THEN 'zanzibar sailing'
               WHEN i % 25 = 0 THEN 'food and travel, mail me' ELSE 'food and travel' END)
-FROM generate_series(0, {JOB_SIZE - 1}) AS i
+FROM generate_series(0, :size - 1) AS i
 """
 
 
@@ -104,7 +105,7 @@ async def seeded(scratch_database) -> AsyncIterator[Seeded]:
             user = await make_user(session)
             jobs.append((user, await make_job(session, await make_campaign(session, user))))
         for _, job in jobs:
-            await session.execute(sa.text(FILL), {"job": job.id})
+            await session.execute(sa.text(FILL), {"job": job.id, "size": JOB_SIZE})
             job.processed_results = JOB_SIZE
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE scraping_job_creators")
@@ -132,6 +133,57 @@ async def test_a_narrowed_page_touches_rows_of_the_page_not_of_the_job(
     assert "scraping_job_creators" not in seq_scans(plan)
     rows = touched(plan, "scraping_job_creators")
     assert rows <= bound, (rows, bound)
+
+
+# A job past the text index's second block (the count of a smaller one reads it whole).
+SPREAD_SIZE = 2 * TEXT_BLOCK + 1
+
+
+@pytest.fixture(scope="module")
+async def spread(scratch_database) -> AsyncIterator[Seeded]:
+    """A job of ``SPREAD_SIZE`` creators, filled as the page cases' job is."""
+    url = scratch_database()
+    migrate.upgrade(url, "head")
+    engine = make_engine(url, pool_size=1)
+    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        user = await make_user(session)
+        job = await make_job(session, await make_campaign(session, user))
+        await session.execute(sa.text(FILL), {"job": job.id, "size": SPREAD_SIZE})
+        job.processed_results = SPREAD_SIZE
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE scraping_job_creators")
+    yield Seeded(engine, user.user_id, job.id)
+    await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "query", [ResultsFilter(q="mail"), ResultsFilter(q="mail", has_email=True)]
+)
+async def test_text_counted_to_the_cap_in_the_first_block_lists_no_candidate_past_it(spread, query):
+    """On a job past two blocks, the count of ``q`` makes its bitmap of candidates from the
+    job's first block of ``TEXT_BLOCK`` creators first; when that block holds the cap's matches (`mail` is in 1 in 25
+    bios, all of them with an e-mail), no candidate past it is listed, where a bitmap of the
+    whole job lists 1 in 25 of ``SPREAD_SIZE``."""
+    in_block = TEXT_BLOCK // 25 + 1
+    assert in_block > COUNT_CAP
+    executed = Executed()
+    async with AsyncSession(spread.engine) as session:
+        await session.connection()
+        with sqltrace.recording(spread.engine, executed):
+            page = await ResultsRepository(session).narrowed_page(
+                spread.clerk_id, spread.job_id, query, offset=0, limit=LIMIT
+            )
+        assert page is not None and page.total_capped and page.count == LIMIT
+        plan = await analyzed_plan(session, *executed.calls[0])
+    listed = sum(
+        node["Actual Rows"] * node["Actual Loops"] for node in nodes(plan)
+        if node["Node Type"] == "Bitmap Index Scan"
+    )  # fmt: skip
+    assert 0 < listed <= in_block, (listed, in_block)
+
+
+def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in nodes(child))]
 
 
 def test_the_cases_cover_every_sort_and_filter():

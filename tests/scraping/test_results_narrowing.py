@@ -16,6 +16,7 @@ from services.scraping.api import create_app as scraping_app
 from services.scraping.repository import COUNT_CAP, JobRepository, results
 from services.scraping.repository.text import indexable
 from shared.models import ScrapingJob
+from shared.models.scraping import TEXT_BLOCK
 
 from ..factories import make_campaign, make_job, make_user
 from ..perf.test_read_routes import recorded
@@ -221,6 +222,46 @@ async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
             seen, offset = [], 0
             while offset is not None:
                 body = (await stored.get(**params, offset=offset, limit=7)).json()
+                seen += [c["creator_key"] for c in body["items"]]
+                offset = body["next_offset"]
+            assert seen == expected, params
+    finally:
+        results._page_statement.cache_clear()
+        results._page_query.cache_clear()
+
+
+@pytest.mark.parametrize("cap", [3, 40, COUNT_CAP])
+async def test_text_counted_across_the_blocks_of_the_text_index(
+    stored, committed, monkeypatch, cap
+):
+    """The count of ``q`` reads the job's first ``TEXT_BLOCK`` creators, then the second
+    block's and then the rest's only while it holds fewer than the cap. With the job's thirds
+    moved into the first, the second and the fourth block, each text set pages and totals as
+    the oracle says, whether the cap is reached in the first block (3), only past it (40:
+    `yoga` holds ~17 in each third) or never."""
+    async with committed.begin() as conn:
+        for first, blocks in ((200, 3), (100, 1)):
+            await conn.execute(
+                sa.text("UPDATE scraping_job_creators SET ordinal = ordinal + :shift"
+                        " WHERE job_id = :job AND ordinal BETWEEN :first AND :first + 99"),
+                {"job": stored.job.id, "shift": blocks * TEXT_BLOCK, "first": first},
+            )  # fmt: skip
+    monkeypatch.setattr(results, "COUNT_CAP", cap)
+    results._page_statement.cache_clear()
+    results._page_query.cache_clear()
+    try:
+        for params in ({"q": "person"}, {"q": "yoga"}, {"q": "c25"}, {"q": "c12"},
+                       {"q": "yoga", "verified": False, "sort": "followers_desc"},
+                       {"q": "mail", "has_email": True, "sort": "followers_asc"}):  # fmt: skip
+            expected = oracle(stored.creators, params)
+            seen, offset = [], 0
+            while offset is not None:
+                response = await stored.get(**params, offset=offset, limit=9)
+                body = response.json()
+                # The count reads one past the cap (the page states the real cap's figure).
+                assert body["total"] == min(len(expected), cap + 1, COUNT_CAP), params
+                capped = response.headers.get("x-total-capped") == "true"
+                assert capped == (len(expected) > COUNT_CAP), params
                 seen += [c["creator_key"] for c in body["items"]]
                 offset = body["next_offset"]
             assert seen == expected, params

@@ -29,12 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import DriverQuery
+from shared.models.scraping import TEXT_BLOCK
 from shared.queries.pagination import COUNT_CAP, InvalidPage, capped
 from shared.results import ResultsFilter, ResultsSort
 
 from ..schemas import MAX_NARROWED_OFFSET
 from .jobs import validate_window
-from .text import refuse_short_text
+from .text import like_pattern, refuse_short_text
 
 _ORDER = {
     ResultsSort.found: "{t}.ordinal",
@@ -183,10 +184,12 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     """``(prefix, total, walk)`` of a page narrowed by ``q``.
 
     Counting reads the matches through the trigram index up to the cap, one heap visit each
-    (the index only narrows; the text is checked on the row). When there are no more than
-    :data:`COUNT_CAP` matches, those rows are every match, so the page is sorted from them
-    rather than read through the index a second time (a rare fragment's page on a 100k-creator
-    job: 3.5 ms, against 5.3 reading the index twice).
+    (the text is checked on the row), the job's first :data:`TEXT_BLOCK` creators first: the
+    index makes the bitmap of every candidate before a row is read, so a common word on a
+    1M-creator job is counted from its first block's 1,171 candidates, not all 17,858. With at
+    most :data:`COUNT_CAP` matches, those rows are every match and the page is sorted from
+    them, not read through the index again (a rare fragment on a 100k-creator job: 3.5 ms
+    against 5.3).
 
     Past the cap, walking the sort's index passes ``(offset + limit + 1) / share matching``
     entries, sorting every match reads each one. The planner's share for a substring comes
@@ -196,11 +199,23 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     them (rows are stored in discovery order) give the entries a walk would pass. Under
     :data:`TEXT_WALK` the page walks (:func:`_text_walk`); otherwise, or when the walk
     stopped short, it is sorted from every match. Either way the page is exact."""
-    where = _where(filters)
+    where, block = _where(filters), TEXT_BLOCK
     cap, need = COUNT_CAP, _NEED
-    prefix = f"""WITH m AS MATERIALIZED (
-  SELECT k.ordinal, k.followers FROM scraping_job_creators AS k
-  WHERE k.job_id = :job_id{where} LIMIT {cap + 1}
+    # A job of up to two blocks is read in one scan. A bigger one's first block is read first
+    # and the rest (in one scan without the block) only while there are fewer than the cap:
+    # a scan costs ~0.4 ms beside its candidates, so blocks are not read one by one.
+    big = f"(SELECT ordinal FROM last) >= {2 * block}"
+    reads = "\n  UNION ALL\n  ".join(
+        f"(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k\n"
+        f"    WHERE k.job_id = :job_id AND {part}{where})"
+        for part in (f"NOT {big}", f"k.ordinal / {block} = 0 AND {big}",
+                     f"k.ordinal >= {block} AND {big}")
+    )  # fmt: skip
+    prefix = f"""WITH last AS MATERIALIZED (
+  SELECT max(b.ordinal) AS ordinal FROM scraping_job_creators AS b WHERE b.job_id = :job_id
+), m AS MATERIALIZED (
+  {reads}
+  LIMIT {cap + 1}
 ), matched AS (SELECT count(*) AS matches, coalesce(max(ordinal), 0) + 1 AS reach FROM m),
 {_text_walk(filters, sort)}, walked AS (SELECT count(*) AS n FROM walk)"""
     past_cap = f"(SELECT matches FROM matched) > {cap}"
@@ -275,11 +290,6 @@ WHERE j.id = :job_id AND u.user_id = :clerk_user_id AND u.deleted_at IS NULL
     return sa.text(sql).bindparams(*(sa.bindparam(n, type_=_TYPES[n]) for n in sorted(names)))
 
 
-def _like_pattern(q: str) -> str:
-    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _params(query: ResultsFilter) -> tuple[frozenset[str], dict[str, Any]]:
     params: dict[str, Any] = {}
     for name in ("min_followers", "max_followers", "verified", "has_email"):
@@ -287,7 +297,7 @@ def _params(query: ResultsFilter) -> tuple[frozenset[str], dict[str, Any]]:
         if value is not None:
             params[name] = value
     if query.q is not None:
-        params["pattern"] = _like_pattern(query.q)
+        params["pattern"] = like_pattern(query.q)
     filters = frozenset(n for n in _CONDITIONS if getattr(query, n) is not None)
     return filters, params
 

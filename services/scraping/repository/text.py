@@ -38,6 +38,13 @@ def indexable(q: str | None) -> bool:
     return q is None or _INDEXABLE.search(q.lower()) is not None
 
 
+def like_pattern(q: str) -> str:
+    """``q`` as a ``LIKE … ESCAPE '\\'`` pattern: lower-cased (the indexed text is), its
+    wildcards matched literally, anywhere in the text."""
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def refuse_short_text(
     session: AsyncSession, q: str | None, job_id: uuid.UUID, clerk_user_id: str | None = None
 ) -> None:
