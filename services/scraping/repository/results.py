@@ -4,9 +4,9 @@ Reads the per-creator rows of ``scraping_job_creators`` (see the model): the pag
 come from an ordered index walk — ``(job_id, ordinal)`` for discovery order,
 ``(job_id, followers, ordinal)`` in either direction for the follower sorts, each carrying
 ``verified`` and ``has_email`` so those filters need no heap visit — and only the page's rows
-are then fetched for their creators. ``q`` matches through one GIN index of
-``(job_id, verified, has_email, search_text)`` (btree_gin + pg_trgm) when it is selective, or
-filters the ordered walk when it is not.
+are then fetched for their creators. ``q`` matches through one GIN index of ``(job_id,
+ordinal / TEXT_BLOCK, verified, has_email, search_text)`` (btree_gin + pg_trgm) when it is
+selective, or filters the ordered walk when it is not.
 
 Cost: the page's rows are fetched, plus the index entries the walk passes on its way: at most
 ``offset`` + the non-matching ones in between. ``offset`` of a narrowed or sorted page is
@@ -203,7 +203,7 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     cap, need = COUNT_CAP, _NEED
     # A job of up to two blocks is read in one scan. A bigger one's first block is read first
     # and the rest (in one scan without the block) only while there are fewer than the cap:
-    # a scan costs ~0.4 ms beside its candidates, so blocks are not read one by one.
+    # a scan costs ~0.5 ms beside its candidates, so blocks are not read one by one.
     big = f"(SELECT ordinal FROM last) >= {2 * block}"
     reads = "\n  UNION ALL\n  ".join(
         f"(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k\n"
