@@ -5,9 +5,9 @@
 the job before reading any row: on a 1M-creator job a common word's 17,858 matches took ~7 ms,
 and beside both flags (whose index entries span the job) ~17 ms, to count to 1,001. With the
 block ``ordinal / 65536`` beside the job id, the count on a job of more than two blocks reads
-its first block first and the rest only when the first held fewer than the cap: a common word is counted from its first
-block alone (~1 ms). A job of up to two blocks (every job a search makes) is read in one scan,
-as before.
+its first block first and the rest only when the first held fewer than the cap: a common word
+is counted from its first block alone (~1 ms). A job of up to two blocks (every job a search
+makes) is read in one scan, as before.
 
 Built CONCURRENTLY before the old index is dropped, so results pages and the search work items
 go on meanwhile.

@@ -4,6 +4,7 @@ touches in ``scraping_job_creators`` stay within the page's bound — far below 
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,26 +93,35 @@ class Seeded:
     job_id: uuid.UUID
 
 
-@pytest.fixture(scope="module")
-async def seeded(scratch_database) -> AsyncIterator[Seeded]:
-    """The job of ``JOB_SIZE`` creators beside another user's job as big, committed and
-    vacuumed (as a live table would be), so the planner sees a table of many jobs."""
+@asynccontextmanager
+async def filled(scratch_database, *sizes: int) -> AsyncIterator[list[Seeded]]:
+    """A migrated scratch database with one user's job per size, ``FILL``ed, committed and
+    vacuumed (as a live table would be)."""
     url = scratch_database()
     migrate.upgrade(url, "head")
     engine = make_engine(url, pool_size=1)
+    jobs = []
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-        jobs = []
-        for _ in range(2):
+        for size in sizes:
             user = await make_user(session)
-            jobs.append((user, await make_job(session, await make_campaign(session, user))))
-        for _, job in jobs:
-            await session.execute(sa.text(FILL), {"job": job.id, "size": JOB_SIZE})
-            job.processed_results = JOB_SIZE
+            job = await make_job(session, await make_campaign(session, user))
+            await session.execute(sa.text(FILL), {"job": job.id, "size": size})
+            job.processed_results = size
+            jobs.append(Seeded(engine, user.user_id, job.id))
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE scraping_job_creators")
-    user, job = jobs[0]
-    yield Seeded(engine, user.user_id, job.id)
-    await engine.dispose()
+    try:
+        yield jobs
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def seeded(scratch_database) -> AsyncIterator[Seeded]:
+    """The job of ``JOB_SIZE`` creators beside another user's job as big, so the planner sees
+    a table of many jobs."""
+    async with filled(scratch_database, JOB_SIZE, JOB_SIZE) as jobs:
+        yield jobs[0]
 
 
 @pytest.mark.parametrize("query,offset,bound", CASES, ids=lambda c: str(c)[:60])
@@ -142,18 +152,8 @@ SPREAD_SIZE = 2 * TEXT_BLOCK + 1
 @pytest.fixture(scope="module")
 async def spread(scratch_database) -> AsyncIterator[Seeded]:
     """A job of ``SPREAD_SIZE`` creators, filled as the page cases' job is."""
-    url = scratch_database()
-    migrate.upgrade(url, "head")
-    engine = make_engine(url, pool_size=1)
-    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-        user = await make_user(session)
-        job = await make_job(session, await make_campaign(session, user))
-        await session.execute(sa.text(FILL), {"job": job.id, "size": SPREAD_SIZE})
-        job.processed_results = SPREAD_SIZE
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE scraping_job_creators")
-    yield Seeded(engine, user.user_id, job.id)
-    await engine.dispose()
+    async with filled(scratch_database, SPREAD_SIZE) as jobs:
+        yield jobs[0]
 
 
 @pytest.mark.parametrize(
@@ -161,9 +161,9 @@ async def spread(scratch_database) -> AsyncIterator[Seeded]:
 )
 async def test_text_counted_to_the_cap_in_the_first_block_lists_no_candidate_past_it(spread, query):
     """On a job past two blocks, the count of ``q`` makes its bitmap of candidates from the
-    job's first block of ``TEXT_BLOCK`` creators first; when that block holds the cap's matches (`mail` is in 1 in 25
-    bios, all of them with an e-mail), no candidate past it is listed, where a bitmap of the
-    whole job lists 1 in 25 of ``SPREAD_SIZE``."""
+    job's first block of ``TEXT_BLOCK`` creators first; when that block holds the cap's
+    matches (`mail` is in 1 in 25 bios, all of them with an e-mail), no candidate past it is
+    listed, where a bitmap of the whole job lists 1 in 25 of ``SPREAD_SIZE``."""
     in_block = TEXT_BLOCK // 25 + 1
     assert in_block > COUNT_CAP
     executed = Executed()

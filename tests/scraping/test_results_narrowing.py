@@ -234,11 +234,11 @@ async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
 async def test_text_counted_across_the_blocks_of_the_text_index(
     stored, committed, monkeypatch, cap
 ):
-    """The count of ``q`` reads the job's first ``TEXT_BLOCK`` creators, then the second
-    block's and then the rest's only while it holds fewer than the cap. With the job's thirds
-    moved into the first, the second and the fourth block, each text set pages and totals as
-    the oracle says, whether the cap is reached in the first block (3), only past it (40:
-    `yoga` holds ~17 in each third) or never."""
+    """On a job reaching past two blocks, the count of ``q`` reads the first ``TEXT_BLOCK``
+    creators' matches, then the rest's only while it holds fewer than the cap. With the job's
+    thirds moved into the first, the second and the fourth block, each text set pages and
+    totals as the oracle says, whether the cap is reached in the first block (3), only past
+    it (40: `yoga` holds ~17 in each third) or never."""
     async with committed.begin() as conn:
         for first, blocks in ((200, 3), (100, 1)):
             await conn.execute(

@@ -184,12 +184,12 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     """``(prefix, total, walk)`` of a page narrowed by ``q``.
 
     Counting reads the matches through the trigram index up to the cap, one heap visit each
-    (the text is checked on the row), the job's first :data:`TEXT_BLOCK` creators first: the
-    index makes the bitmap of every candidate before a row is read, so a common word on a
-    1M-creator job is counted from its first block's 1,171 candidates, not all 17,858. With at
-    most :data:`COUNT_CAP` matches, those rows are every match and the page is sorted from
-    them, not read through the index again (a rare fragment on a 100k-creator job: 3.5 ms
-    against 5.3).
+    (the text is checked on the row), a job's first :data:`TEXT_BLOCK` creators first when it
+    has more than two blocks: the index makes the bitmap of every candidate before a row is
+    read, so a common word on a 1M-creator job is counted from 1,171 candidates, not 17,858.
+    With at most :data:`COUNT_CAP` matches, those rows are every match and the page is sorted
+    from them, not read through the index again (a rare fragment on a 100k-creator job:
+    3.5 ms against 5.3).
 
     Past the cap, walking the sort's index passes ``(offset + limit + 1) / share matching``
     entries, sorting every match reads each one. The planner's share for a substring comes
