@@ -175,29 +175,42 @@ async def test_without_filters_or_sort_the_page_is_the_stored_batches(stored):
     assert deep.status_code == 200 and deep.json()["items"] == []
 
 
+@pytest.fixture
+def built_with(monkeypatch):
+    """Sets constants of the results module that its statements are built from (once per
+    filter set, then cached): the cached statements are dropped when they are set and again
+    after the test, so each test builds its own."""
+
+    def drop_statements() -> None:
+        results._page_statement.cache_clear()
+        results._page_query.cache_clear()
+
+    def build_with(**constants: int) -> None:
+        for name, value in constants.items():
+            monkeypatch.setattr(results, name, value)
+        drop_statements()
+
+    yield build_with
+    drop_statements()
+
+
 @pytest.mark.parametrize("walk", [3, 40, results.RANGE_WALK])
 async def test_a_follower_range_in_discovery_order_pages_alike_walked_or_from_its_index(
-    stored, monkeypatch, walk
+    stored, built_with, walk
 ):
     """The range's page walks discovery order up to ``RANGE_WALK`` entries, then asks the
     range's index: with a walk of 3 entries every page comes from the index, with 40 the
     pages near the start come from the walk and the later ones from the index."""
-    monkeypatch.setattr(results, "RANGE_WALK", walk)
-    results._page_statement.cache_clear()
-    results._page_query.cache_clear()
-    try:
-        for params in ({"min_followers": 5000}, {"min_followers": 1000, "max_followers": 5000},
-                       {"max_followers": 500, "verified": True}):  # fmt: skip
-            expected = oracle(stored.creators, params)
-            assert await stored.page_through(params, limit=9) == expected, params
-    finally:
-        results._page_statement.cache_clear()
-        results._page_query.cache_clear()
+    built_with(RANGE_WALK=walk)
+    for params in ({"min_followers": 5000}, {"min_followers": 1000, "max_followers": 5000},
+                   {"max_followers": 500, "verified": True}):  # fmt: skip
+        expected = oracle(stored.creators, params)
+        assert await stored.page_through(params, limit=9) == expected, params
 
 
 @pytest.mark.parametrize("walk", [1, 60, results.TEXT_WALK])
 async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
-    stored, monkeypatch, walk
+    stored, built_with, walk
 ):
     """Past the count's cap a page of ``q`` walks its sort's index when the count's matches
     say the walk is short (at most ``TEXT_WALK`` entries expected, ``2 * TEXT_WALK`` walked),
@@ -205,35 +218,26 @@ async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
     every set here is past it: a walk of 1 never runs; one of 60 serves the first page of the
     commonest sets and leaves the rest to the sort; the real bound serves every page but the
     last of each set, which the walk finds short and leaves to the sort."""
-    monkeypatch.setattr(results, "COUNT_CAP", 3)
-    monkeypatch.setattr(results, "TEXT_WALK", walk)
-    results._page_statement.cache_clear()
-    results._page_query.cache_clear()
-    try:
-        for params in ({"q": "person"}, {"q": "c1", "sort": "followers_desc"},
-                       {"q": "person", "verified": True},
-                       {"q": "mail", "has_email": True, "sort": "followers_desc"},
-                       {"q": "i love", "verified": False, "has_email": True,
-                        "sort": "followers_asc"},
-                       {"q": "c1", "min_followers": 1000, "max_followers": 20_000},
-                       {"q": "yoga", "has_email": False}):  # fmt: skip
-            expected = oracle(stored.creators, params)
-            assert len(expected) > 3, params  # past the cap
-            seen, offset = [], 0
-            while offset is not None:
-                body = (await stored.get(**params, offset=offset, limit=7)).json()
-                seen += [c["creator_key"] for c in body["items"]]
-                offset = body["next_offset"]
-            assert seen == expected, params
-    finally:
-        results._page_statement.cache_clear()
-        results._page_query.cache_clear()
+    built_with(COUNT_CAP=3, TEXT_WALK=walk)
+    for params in ({"q": "person"}, {"q": "c1", "sort": "followers_desc"},
+                   {"q": "person", "verified": True},
+                   {"q": "mail", "has_email": True, "sort": "followers_desc"},
+                   {"q": "i love", "verified": False, "has_email": True,
+                    "sort": "followers_asc"},
+                   {"q": "c1", "min_followers": 1000, "max_followers": 20_000},
+                   {"q": "yoga", "has_email": False}):  # fmt: skip
+        expected = oracle(stored.creators, params)
+        assert len(expected) > 3, params  # past the cap
+        seen, offset = [], 0
+        while offset is not None:
+            body = (await stored.get(**params, offset=offset, limit=7)).json()
+            seen += [c["creator_key"] for c in body["items"]]
+            offset = body["next_offset"]
+        assert seen == expected, params
 
 
 @pytest.mark.parametrize("cap", [3, 40, COUNT_CAP])
-async def test_text_counted_across_the_blocks_of_the_text_index(
-    stored, committed, monkeypatch, cap
-):
+async def test_text_counted_across_the_blocks_of_the_text_index(stored, committed, built_with, cap):
     """On a job reaching past two blocks, the count of ``q`` reads the first ``TEXT_BLOCK``
     creators' matches, then the rest's only while it holds fewer than the cap. With the job's
     thirds moved into the first, the second and the fourth block, each text set pages and
@@ -246,28 +250,22 @@ async def test_text_counted_across_the_blocks_of_the_text_index(
                         " WHERE job_id = :job AND ordinal BETWEEN :first AND :first + 99"),
                 {"job": stored.job.id, "shift": blocks * TEXT_BLOCK, "first": first},
             )  # fmt: skip
-    monkeypatch.setattr(results, "COUNT_CAP", cap)
-    results._page_statement.cache_clear()
-    results._page_query.cache_clear()
-    try:
-        for params in ({"q": "person"}, {"q": "yoga"}, {"q": "c25"}, {"q": "c12"},
-                       {"q": "yoga", "verified": False, "sort": "followers_desc"},
-                       {"q": "mail", "has_email": True, "sort": "followers_asc"}):  # fmt: skip
-            expected = oracle(stored.creators, params)
-            seen, offset = [], 0
-            while offset is not None:
-                response = await stored.get(**params, offset=offset, limit=9)
-                body = response.json()
-                # The count reads one past the cap (the page states the real cap's figure).
-                assert body["total"] == min(len(expected), cap + 1, COUNT_CAP), params
-                capped = response.headers.get("x-total-capped") == "true"
-                assert capped == (len(expected) > COUNT_CAP), params
-                seen += [c["creator_key"] for c in body["items"]]
-                offset = body["next_offset"]
-            assert seen == expected, params
-    finally:
-        results._page_statement.cache_clear()
-        results._page_query.cache_clear()
+    built_with(COUNT_CAP=cap)
+    for params in ({"q": "person"}, {"q": "yoga"}, {"q": "c25"}, {"q": "c12"},
+                   {"q": "yoga", "verified": False, "sort": "followers_desc"},
+                   {"q": "mail", "has_email": True, "sort": "followers_asc"}):  # fmt: skip
+        expected = oracle(stored.creators, params)
+        seen, offset = [], 0
+        while offset is not None:
+            response = await stored.get(**params, offset=offset, limit=9)
+            body = response.json()
+            # The count reads one past the cap (the page states the real cap's figure).
+            assert body["total"] == min(len(expected), cap + 1, COUNT_CAP), params
+            capped = response.headers.get("x-total-capped") == "true"
+            assert capped == (len(expected) > COUNT_CAP), params
+            seen += [c["creator_key"] for c in body["items"]]
+            offset = body["next_offset"]
+        assert seen == expected, params
 
 
 async def test_text_past_the_cap_on_creators_far_apart_in_discovery_order(stored, committed):
