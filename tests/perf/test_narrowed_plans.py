@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.scraping.repository import COUNT_CAP, ResultsRepository
 from services.scraping.repository.results import RANGE_WALK
+from services.scraping.repository.text import like_pattern, runs
 from shared import sqltrace
 from shared.db import DriverQuery, libpq_url, make_engine
 from shared.models.scraping import TEXT_BLOCK
@@ -184,6 +185,59 @@ async def test_text_counted_to_the_cap_in_the_first_block_lists_no_candidate_pas
 
 def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [plan, *(n for child in plan.get("Plans", []) for n in nodes(child))]
+
+
+_PICKS = DriverQuery(sa.text("SELECT scraping_text_picks(:job, CAST(:runs AS text[]), :pattern)"))
+
+
+@pytest.mark.parametrize(
+    "q,picks",
+    [
+        # `creator` is in every display name, `123` and `234` in ~1 in 300 usernames.
+        ("Creator 1234", ["%123%", "%234%", "%123%"]),
+        # `zanzibar` is in 1 in 997 bios, none sampled: its three first runs by name. `mail`
+        # is in 1 in 25 (`ail` in `sailing` too): `me` and the space make no run.
+        ("zanzibar", ["%anz%", "%bar%", "%iba%"]),
+        ("mail me", ["%mai%", "%ail%", "%mai%"]),
+        # Every run is in more than half the creators: the whole pattern.
+        ("food and travel", ["%food and travel%"] * 3),
+    ],
+)
+async def test_a_big_job_is_looked_up_by_the_runs_few_of_its_creators_hold(spread, q, picks):
+    """Of ``q``'s runs, a job past two blocks is looked up by the three that the fewest of a
+    sample of its creators hold, among those at most half of them hold."""
+    async with AsyncSession(spread.engine) as session:
+        got = await _PICKS.scalar(
+            session, {"job": spread.job_id, "runs": runs(q), "pattern": like_pattern(q)}
+        )
+    assert got == picks
+
+
+async def test_runs_every_creator_holds_cost_the_rest_of_a_big_job_nothing(spread):
+    """Past the first block, `Creator 1234` (111 matches, so the whole job is read) costs the
+    index the pages that `1234` alone does: the runs of `creator`, in every creator's name,
+    are not looked up. With every run looked up, their posting lists cost several times as
+    many."""
+
+    async def index_pages(q: str) -> tuple[int, int]:
+        executed = Executed()
+        async with AsyncSession(spread.engine) as session:
+            await session.connection()
+            with sqltrace.recording(spread.engine, executed):
+                page = await ResultsRepository(session).narrowed_page(
+                    spread.clerk_id, spread.job_id, ResultsFilter(q=q), offset=0, limit=LIMIT
+                )
+            assert page is not None and not page.total_capped
+            plan = await analyzed_plan(session, *executed.calls[0], buffers=True)
+        return page.total, sum(
+            node["Shared Hit Blocks"] + node["Shared Read Blocks"] for node in nodes(plan)
+            if node["Node Type"] == "Bitmap Index Scan" and node["Actual Loops"]
+            and "65536" not in node["Index Cond"]  # the rest, not the first block
+        )  # fmt: skip
+
+    (matches, named), (_, bare) = await index_pages("Creator 1234"), await index_pages("1234")
+    assert matches == 111
+    assert bare > 0 and named <= bare * 1.2, (named, bare)
 
 
 def test_the_cases_cover_every_sort_and_filter():

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scraping.api import create_app as scraping_app
 from services.scraping.repository import COUNT_CAP, JobRepository, results
-from services.scraping.repository.text import indexable
+from services.scraping.repository.text import indexable, runs
 from shared.models import ScrapingJob
 from shared.models.scraping import TEXT_BLOCK
 
@@ -236,13 +236,20 @@ async def test_text_past_the_cap_pages_alike_walked_or_sorted_from_every_match(
         assert seen == expected, params
 
 
+def test_the_runs_of_text_are_its_lowered_triples_of_ascii_letters_and_digits():
+    assert runs("Café-Creator_12") == ["ato", "caf", "cre", "eat", "rea", "tor"]
+    assert runs("AAAA a1") == ["aaa"] and runs("ab") == []
+
+
 @pytest.mark.parametrize("cap", [3, 40, COUNT_CAP])
 async def test_text_counted_across_the_blocks_of_the_text_index(stored, committed, built_with, cap):
     """On a job reaching past two blocks, the count of ``q`` reads the first ``TEXT_BLOCK``
-    creators' matches, then the rest's only while it holds fewer than the cap. With the job's
-    thirds moved into the first, the second and the fourth block, each text set pages and
-    totals as the oracle says, whether the cap is reached in the first block (3), only past
-    it (40: `yoga` holds ~17 in each third) or never."""
+    creators' matches, then the rest's (by the runs of ``q`` a sample holds least) only while
+    it holds fewer than the cap. With the job's thirds moved into the first, the second and
+    the fourth block, each text set pages and totals as the oracle says, whether the cap is
+    reached in the first block (3), only past it (40: `yoga` holds ~17 in each third) or
+    never; `person`, in every creator, is looked up whole, and the flags are checked in the
+    index beside the runs."""
     async with committed.begin() as conn:
         for first, blocks in ((200, 3), (100, 1)):
             await conn.execute(

@@ -21,10 +21,14 @@ class Executed:
         return found[0]
 
 
-async def analyzed_plan(session: AsyncSession, sql: str, parameters: Any) -> dict[str, Any]:
-    """The top node of ``sql``'s plan as it ran (``EXPLAIN (ANALYZE, FORMAT JSON)``)."""
+async def analyzed_plan(
+    session: AsyncSession, sql: str, parameters: Any, *, buffers: bool = False
+) -> dict[str, Any]:
+    """The top node of ``sql``'s plan as it ran (``EXPLAIN (ANALYZE, FORMAT JSON)``), with
+    each node's pages read when ``buffers``."""
     conn = await session.connection()
-    result = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", parameters)
+    options = "ANALYZE, BUFFERS" if buffers else "ANALYZE"
+    result = await conn.exec_driver_sql(f"EXPLAIN ({options}, FORMAT JSON) {sql}", parameters)
     value = result.scalar_one()
     return (json.loads(value) if isinstance(value, str) else value)[0]["Plan"]
 

@@ -35,7 +35,7 @@ from shared.results import ResultsFilter, ResultsSort
 
 from ..schemas import MAX_NARROWED_OFFSET
 from .jobs import validate_window
-from .text import like_pattern, refuse_short_text
+from .text import PICKED, by_picked_runs, like_pattern, refuse_short_text, runs
 
 _ORDER = {
     ResultsSort.found: "{t}.ordinal",
@@ -145,8 +145,7 @@ _SLICE = "LIMIT :limit + 1 OFFSET :offset"
 
 
 # Past the count's cap, the most index entries a page of ``q`` is expected to walk in its sort
-# order for its rows to be taken that way (see :func:`_text_matches`); the walk stops at twice
-# as many.
+# order to be taken that way (see :func:`_text_matches`); the walk stops at twice as many.
 TEXT_WALK = 10_000
 
 
@@ -185,8 +184,8 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
 
     Counting reads the matches through the trigram index up to the cap, one heap visit each
     (the text is checked on the row), a job's first :data:`TEXT_BLOCK` creators first when it
-    has more than two blocks: the index makes the bitmap of every candidate before a row is
-    read, so a common word on a 1M-creator job is counted from 1,171 candidates, not 17,858.
+    has more than two blocks (the index makes the bitmap of every candidate before a row is
+    read: a common word on a 1M-creator job is counted from 1,171 candidates, not 17,858).
     With at most :data:`COUNT_CAP` matches, those rows are every match and the page is sorted
     from them, not read through the index again (a rare fragment on a 100k-creator job:
     3.5 ms against 5.3).
@@ -201,19 +200,20 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     stopped short, it is sorted from every match. Either way the page is exact."""
     where, block = _where(filters), TEXT_BLOCK
     cap, need = COUNT_CAP, _NEED
-    # A job of up to two blocks is read in one scan. A bigger one's first block is read first
-    # and the rest (in one scan without the block) only while there are fewer than the cap:
-    # a scan costs ~0.5 ms beside its candidates, so blocks are not read one by one.
+    # A job of up to two blocks is read in one scan. A bigger one's first block is read first,
+    # the rest (one scan: each costs ~0.5 ms beside its candidates) by the runs ``PICKED`` and
+    # only while there are fewer than the cap.
     big = f"(SELECT ordinal FROM last) >= {2 * block}"
+    by_runs, ranges = by_picked_runs(filters & _FLAGS), _where(filters & _RANGE)
     reads = "\n  UNION ALL\n  ".join(
         f"(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k\n"
-        f"    WHERE k.job_id = :job_id AND {part}{where})"
-        for part in (f"NOT {big}", f"k.ordinal / {block} = 0 AND {big}",
-                     f"k.ordinal >= {block} AND {big}")
+        f"    WHERE k.job_id = :job_id AND {part})"
+        for part in (f"NOT {big}{where}", f"k.ordinal / {block} = 0 AND {big}{where}",
+                     f"k.ordinal >= {block} AND {big} AND {by_runs}{ranges}")
     )  # fmt: skip
     prefix = f"""WITH last AS MATERIALIZED (
   SELECT max(b.ordinal) AS ordinal FROM scraping_job_creators AS b WHERE b.job_id = :job_id
-), m AS MATERIALIZED (
+), {PICKED}, m AS MATERIALIZED (
   {reads}
   LIMIT {cap + 1}
 ), matched AS (SELECT count(*) AS matches, coalesce(max(ordinal), 0) + 1 AS reach FROM m),
@@ -297,14 +297,13 @@ def _params(query: ResultsFilter) -> tuple[frozenset[str], dict[str, Any]]:
         if value is not None:
             params[name] = value
     if query.q is not None:
-        params["pattern"] = like_pattern(query.q)
+        params["pattern"], params["runs"] = like_pattern(query.q), runs(query.q)
     filters = frozenset(n for n in _CONDITIONS if getattr(query, n) is not None)
     return filters, params
 
 
 # A job's creators named by key, in the order asked (``from_job`` with ``creator_keys``): one
-# probe of the ``(job_id, platform, creator_key)`` unique index per key. Keys absent from the
-# job come back as ``creator IS NULL`` so the caller can name them.
+# probe of the ``(job_id, platform, creator_key)`` index per key; absent keys, creator NULL.
 _BY_KEYS = DriverQuery(
     sa.text(
         """
