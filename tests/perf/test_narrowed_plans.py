@@ -193,7 +193,8 @@ _PICKS = DriverQuery(sa.text("SELECT scraping_text_picks(:job, CAST(:runs AS tex
 @pytest.mark.parametrize(
     "q,picks",
     [
-        # `creator` is in every display name, `123` and `234` in ~1 in 300 usernames.
+        # `creator` is in every display name; `123` (1 in 90) and `234` (1 in 284) in none
+        # sampled, so by name.
         ("Creator 1234", ["%123%", "%234%", "%123%"]),
         # `zanzibar` is in 1 in 997 bios, none sampled: its three first runs by name. `mail`
         # is in 1 in 25 (`ail` in `sailing` too): `me` and the space make no run.

@@ -248,8 +248,8 @@ async def test_text_counted_across_the_blocks_of_the_text_index(stored, committe
     it holds fewer than the cap. With the job's thirds moved into the first, the second and
     the fourth block, each text set pages and totals as the oracle says, whether the cap is
     reached in the first block (3), only past it (40: `yoga` holds ~17 in each third) or
-    never; `person`, in every creator, is looked up whole, and the flags are checked in the
-    index beside the runs."""
+    never; `person`, in every creator, is looked up whole, and the flags go beside the
+    runs."""
     async with committed.begin() as conn:
         for first, blocks in ((200, 3), (100, 1)):
             await conn.execute(
