@@ -31,18 +31,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 FUNCTION = "scraping_text_picks"
-SIGNATURE = f"{FUNCTION}(job uuid, runs text[], pattern text)"
-# ``runs``: the runs of three ASCII letters or digits in the lower-cased ``q``; ``pattern``:
-# ``q`` as its ``LIKE`` pattern. Returns three ``LIKE`` patterns (the last repeated when fewer
-# runs qualify), each matched by every creator the pattern matches.
+SIGNATURE = f"{FUNCTION}(job uuid, last_ordinal integer, runs text[], pattern text)"
+# ``last_ordinal``: the job's highest ordinal (its caller has read it); ``runs``: the runs of
+# three ASCII letters or digits in the lower-cased ``q``; ``pattern``: ``q`` as its ``LIKE``
+# pattern. Returns three ``LIKE`` patterns (the last repeated when fewer runs qualify), each
+# matched by every creator the pattern matches.
 BODY = """
 BEGIN
   RETURN (
     WITH sample AS MATERIALIZED (
       SELECT s.search_text FROM generate_series(0, 31) AS g(i)
-      JOIN scraping_job_creators AS s ON s.job_id = job AND s.ordinal = g.i
-        * CAST((SELECT max(b.ordinal) FROM scraping_job_creators AS b WHERE b.job_id = job)
-               AS bigint) / 31
+      JOIN scraping_job_creators AS s
+        ON s.job_id = job AND s.ordinal = g.i * CAST(last_ordinal AS bigint) / 31
     ), counted AS (
       SELECT u.run, (SELECT count(*) FROM sample AS s WHERE strpos(s.search_text, u.run) > 0) AS n
       FROM unnest(runs) AS u(run)
@@ -65,4 +65,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(f"DROP FUNCTION {FUNCTION}(uuid, text[], text)")
+    op.execute(f"DROP FUNCTION {FUNCTION}(uuid, integer, text[], text)")

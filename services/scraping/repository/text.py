@@ -47,7 +47,8 @@ def runs(q: str) -> list[str]:
                    if _INDEXABLE.fullmatch(body[i : i + 3])})  # fmt: skip
 
 
-# The runs a big job's candidates are looked up by (migration 0020's ``scraping_text_picks``).
+# The runs a big job's candidates are looked up by (migration 0020's ``scraping_text_picks``),
+# given the job's highest ordinal from the statement's CTE ``last``.
 #
 # The index lists a key's creators in one posting list per run, and intersecting them decodes
 # each run's list over the job: a run nearly every creator holds (``cre`` of ``creator``)
@@ -59,7 +60,8 @@ def runs(q: str) -> list[str]:
 # matches than the cap, so that a common word (its cap found in the first block) pays nothing.
 PICKED = """picked AS MATERIALIZED (
   SELECT f.p[1] AS p1, f.p[2] AS p2, f.p[3] AS p3
-  FROM (SELECT scraping_text_picks(:job_id, CAST(:runs AS text[]), :pattern) AS p) AS f
+  FROM (SELECT scraping_text_picks(:job_id, (SELECT ordinal FROM last), CAST(:runs AS text[]),
+                                   :pattern) AS p) AS f
 )"""
 
 
