@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.scraping.repository import COUNT_CAP, ResultsRepository
+from services.scraping.repository import COUNT_CAP, NarrowedPage, ResultsRepository
 from services.scraping.repository.results import RANGE_WALK
 from services.scraping.repository.text import like_pattern, runs
 from shared import sqltrace
@@ -125,22 +125,29 @@ async def seeded(scratch_database) -> AsyncIterator[Seeded]:
         yield jobs[0]
 
 
-@pytest.mark.parametrize("query,offset,bound", CASES, ids=lambda c: str(c)[:60])
-async def test_a_narrowed_page_touches_rows_of_the_page_not_of_the_job(
-    seeded, query, offset, bound
-):
-    assert bound < JOB_SIZE // 2  # the bound means something only well below the job's size
+async def planned_page(
+    seeded: Seeded, query: ResultsFilter, *, offset: int = 0, buffers: bool = False
+) -> tuple[NarrowedPage, dict[str, Any]]:
+    """The page of ``query`` at ``offset``, and its one statement's plan as it ran again."""
     executed = Executed()  # at the driver: every path is seen
-    calls = executed.calls
     async with AsyncSession(seeded.engine) as session:
         await session.connection()  # connected first: only the page's statement is recorded
         with sqltrace.recording(seeded.engine, executed):
             page = await ResultsRepository(session).narrowed_page(
                 seeded.clerk_id, seeded.job_id, query, offset=offset, limit=LIMIT
             )
-        assert page is not None and page.count == min(LIMIT, max(0, page.total - offset))
-        assert len(calls) == 1  # caller, ownership, count and page in one statement
-        plan = await analyzed_plan(session, *calls[0])
+        assert page is not None
+        assert len(executed.calls) == 1  # caller, ownership, count and page in one statement
+        return page, await analyzed_plan(session, *executed.calls[0], buffers=buffers)
+
+
+@pytest.mark.parametrize("query,offset,bound", CASES, ids=lambda c: str(c)[:60])
+async def test_a_narrowed_page_touches_rows_of_the_page_not_of_the_job(
+    seeded, query, offset, bound
+):
+    assert bound < JOB_SIZE // 2  # the bound means something only well below the job's size
+    page, plan = await planned_page(seeded, query, offset=offset)
+    assert page.count == min(LIMIT, max(0, page.total - offset))
     assert "scraping_job_creators" not in seq_scans(plan)
     rows = touched(plan, "scraping_job_creators")
     assert rows <= bound, (rows, bound)
@@ -167,15 +174,8 @@ async def test_text_counted_to_the_cap_in_the_first_block_lists_no_candidate_pas
     listed, where a bitmap of the whole job lists 1 in 25 of ``SPREAD_SIZE``."""
     in_block = TEXT_BLOCK // 25 + 1
     assert in_block > COUNT_CAP
-    executed = Executed()
-    async with AsyncSession(spread.engine) as session:
-        await session.connection()
-        with sqltrace.recording(spread.engine, executed):
-            page = await ResultsRepository(session).narrowed_page(
-                spread.clerk_id, spread.job_id, query, offset=0, limit=LIMIT
-            )
-        assert page is not None and page.total_capped and page.count == LIMIT
-        plan = await analyzed_plan(session, *executed.calls[0])
+    page, plan = await planned_page(spread, query)
+    assert page.total_capped and page.count == LIMIT
     listed = sum(
         node["Actual Rows"] * node["Actual Loops"] for node in nodes(plan)
         if node["Node Type"] == "Bitmap Index Scan"
@@ -187,7 +187,12 @@ def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [plan, *(n for child in plan.get("Plans", []) for n in nodes(child))]
 
 
-_PICKS = DriverQuery(sa.text("SELECT scraping_text_picks(:job, CAST(:runs AS text[]), :pattern)"))
+_PICKS = DriverQuery(
+    sa.text(
+        "SELECT scraping_text_picks(:job, (SELECT max(ordinal) FROM scraping_job_creators"
+        " WHERE job_id = :job), CAST(:runs AS text[]), :pattern)"
+    )
+)
 
 
 @pytest.mark.parametrize(
@@ -221,19 +226,12 @@ async def test_runs_every_creator_holds_cost_the_rest_of_a_big_job_nothing(sprea
     many."""
 
     async def index_pages(q: str) -> tuple[int, int]:
-        executed = Executed()
-        async with AsyncSession(spread.engine) as session:
-            await session.connection()
-            with sqltrace.recording(spread.engine, executed):
-                page = await ResultsRepository(session).narrowed_page(
-                    spread.clerk_id, spread.job_id, ResultsFilter(q=q), offset=0, limit=LIMIT
-                )
-            assert page is not None and not page.total_capped
-            plan = await analyzed_plan(session, *executed.calls[0], buffers=True)
+        page, plan = await planned_page(spread, ResultsFilter(q=q), buffers=True)
+        assert not page.total_capped
         return page.total, sum(
             node["Shared Hit Blocks"] + node["Shared Read Blocks"] for node in nodes(plan)
             if node["Node Type"] == "Bitmap Index Scan" and node["Actual Loops"]
-            and "65536" not in node["Index Cond"]  # the rest, not the first block
+            and f"/ {TEXT_BLOCK})" not in node["Index Cond"]  # the rest, not the first block
         )  # fmt: skip
 
     (matches, named), (_, bare) = await index_pages("Creator 1234"), await index_pages("1234")
