@@ -294,28 +294,33 @@ def _summary(
     took: float,
     shown_database_url: str | None,
 ) -> None:
-    console.print(f"\n[green bold]Scout is up[/] in {took:.1f} s — Ctrl-C stops everything.\n")
-    for service in services:
-        api = endpoints[f"{service}-api"]
+    # One write, so that a reader of the log (a supervisor, a test waiting for "Scout is up")
+    # never sees half the summary, nor a worker's log line in the middle of it.
+    with console:
+        console.print(f"\n[green bold]Scout is up[/] in {took:.1f} s — Ctrl-C stops everything.\n")
+        for service in services:
+            api = endpoints[f"{service}-api"]
+            console.print(
+                f"  [bold]{service:<9}[/] {api}  docs {api}/docs  metrics {api}/metrics  "
+                f"worker metrics {endpoints[f'{service}-worker']}/metrics  [dim]({OWNS[service]})[/]"
+            )
+        console.print("\n[bold]Development settings[/] (defaults; set the variables to override):")
+        if shown_database_url:
+            console.print(f"  DATABASE_URL={shown_database_url}")
+        console.print(f"  NATS_URL={settings.nats_url}")
+        console.print(f"  CLERK_WEBHOOK_SECRET={settings.clerk_webhook_secret}")
+        console.print(f"  STRIPE_WEBHOOK_SECRET={settings.stripe_webhook_secret}")
+        if settings.scout_nats_prefix:
+            console.print(f"  SCOUT_NATS_PREFIX={settings.scout_nats_prefix}")
+        scout = _scout_command()
+        identity = endpoints.get("identity-api", f"http://127.0.0.1:{settings.identity_port}")
+        console.print("\n[bold]Try it[/] (in another shell):")
         console.print(
-            f"  [bold]{service:<9}[/] {api}  docs {api}/docs  metrics {api}/metrics  "
-            f"worker metrics {endpoints[f'{service}-worker']}/metrics  [dim]({OWNS[service]})[/]"
+            f'  curl -H "Authorization: Bearer $({scout} dev-token user_123)" {identity}/me'
         )
-    console.print("\n[bold]Development settings[/] (defaults; set the variables to override):")
-    if shown_database_url:
-        console.print(f"  DATABASE_URL={shown_database_url}")
-    console.print(f"  NATS_URL={settings.nats_url}")
-    console.print(f"  CLERK_WEBHOOK_SECRET={settings.clerk_webhook_secret}")
-    console.print(f"  STRIPE_WEBHOOK_SECRET={settings.stripe_webhook_secret}")
-    if settings.scout_nats_prefix:
-        console.print(f"  SCOUT_NATS_PREFIX={settings.scout_nats_prefix}")
-    scout = _scout_command()
-    identity = endpoints.get("identity-api", f"http://127.0.0.1:{settings.identity_port}")
-    console.print("\n[bold]Try it[/] (in another shell):")
-    console.print(f'  curl -H "Authorization: Bearer $({scout} dev-token user_123)" {identity}/me')
-    if settings.local_billing:
-        console.print(
-            f"  {scout} billing subscribe user_123 --plan growth"
-            "   [dim](a plan without Stripe: billing sells it locally)[/]"
-        )
-    console.print("")
+        if settings.local_billing:
+            console.print(
+                f"  {scout} billing subscribe user_123 --plan growth"
+                "   [dim](a plan without Stripe: billing sells it locally)[/]"
+            )
+        console.print("")
