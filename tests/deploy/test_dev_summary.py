@@ -8,8 +8,9 @@ land in the middle of it.
 import io
 from types import SimpleNamespace
 
+from rich.console import Console
+
 from tooling.cli import dev
-from tooling.cli.output import console
 
 
 class Writes(io.StringIO):
@@ -24,7 +25,7 @@ class Writes(io.StringIO):
 
 def test_the_ready_summary_is_written_once(monkeypatch):
     out = Writes()
-    monkeypatch.setattr(console, "file", out)
+    monkeypatch.setattr(dev, "console", Console(file=out, soft_wrap=True))
     settings = SimpleNamespace(
         nats_url="nats://127.0.0.1:4222",
         clerk_webhook_secret="whsec_clerk",
