@@ -214,6 +214,16 @@ class ScrapingJobCreator(TableBase, table=True):
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},
         ),
+        # q past a big job's first block: each trigram keyed by its job (``<job id><trigram>``,
+        # the SQL function of migration 0021), so a rare run lists only this job's candidates
+        # and no entry for the job id is read. Only creators past the first block are keyed;
+        # a search's job (at most 1,000) never is.
+        sa.Index(
+            "ix_scraping_job_creators_text_keys",
+            sa.text("scraping_text_keys(job_id, search_text)"),
+            postgresql_using="gin",
+            postgresql_where=sa.text(f"ordinal >= {TEXT_BLOCK}"),
+        ),
     )
 
     job_id: uuid.UUID = Field(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.scraping.repository import COUNT_CAP, NarrowedPage, ResultsRepository
 from services.scraping.repository.results import RANGE_WALK
-from services.scraping.repository.text import like_pattern, runs
+from services.scraping.repository.text import runs
 from shared import sqltrace
 from shared.db import DriverQuery, libpq_url, make_engine
 from shared.models.scraping import TEXT_BLOCK
@@ -189,8 +189,8 @@ def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 _PICKS = DriverQuery(
     sa.text(
-        "SELECT scraping_text_picks(:job, (SELECT max(ordinal) FROM scraping_job_creators"
-        " WHERE job_id = :job), CAST(:runs AS text[]), :pattern)"
+        "SELECT scraping_text_key_picks(:job, (SELECT max(ordinal) FROM scraping_job_creators"
+        " WHERE job_id = :job), CAST(:runs AS text[]))"
     )
 )
 
@@ -200,23 +200,22 @@ _PICKS = DriverQuery(
     [
         # `creator` is in every display name; `123` (1 in 90) and `234` (1 in 284) in none
         # sampled, so by name.
-        ("Creator 1234", ["%123%", "%234%", "%123%"]),
+        ("Creator 1234", ["123", "234"]),
         # `zanzibar` is in 1 in 997 bios, none sampled: its three first runs by name. `mail`
         # is in 1 in 25 (`ail` in `sailing` too): `me` and the space make no run.
-        ("zanzibar", ["%anz%", "%bar%", "%iba%"]),
-        ("mail me", ["%mai%", "%ail%", "%mai%"]),
-        # Every run is in more than half the creators: the whole pattern.
-        ("food and travel", ["%food and travel%"] * 3),
+        ("zanzibar", ["anz", "bar", "iba"]),
+        ("mail me", ["mai", "ail"]),
+        # Every run is in more than half the creators: the one fewest hold, by name.
+        ("food and travel", ["and"]),
     ],
 )
 async def test_a_big_job_is_looked_up_by_the_runs_few_of_its_creators_hold(spread, q, picks):
-    """Of ``q``'s runs, a job past two blocks is looked up by the three that the fewest of a
-    sample of its creators hold, among those at most half of them hold."""
+    """Of ``q``'s runs, a job past two blocks is looked up by the keys of the three that the
+    fewest of a sample of its creators hold, among those at most half of them hold; each key
+    names the job."""
     async with AsyncSession(spread.engine) as session:
-        got = await _PICKS.scalar(
-            session, {"job": spread.job_id, "runs": runs(q), "pattern": like_pattern(q)}
-        )
-    assert got == picks
+        got = await _PICKS.scalar(session, {"job": spread.job_id, "runs": runs(q)})
+    assert got == [f"{spread.job_id}{run}" for run in picks]
 
 
 async def test_runs_every_creator_holds_cost_the_rest_of_a_big_job_nothing(spread):
@@ -237,6 +236,21 @@ async def test_runs_every_creator_holds_cost_the_rest_of_a_big_job_nothing(sprea
     (matches, named), (_, bare) = await index_pages("Creator 1234"), await index_pages("1234")
     assert matches == 111
     assert bare > 0 and named <= bare * 1.2, (named, bare)
+
+
+async def test_the_rest_of_a_big_job_is_looked_up_by_keys_that_name_the_job(spread):
+    """Past the first block, `Creator 1234` (111 matches) is looked up in the keyed index
+    alone: its keys name the job, so no posting list of the job id (an entry for each of the
+    job's creators) is decoded beside them. Through the text index, which intersects the job
+    id's list with the runs', the rest's lookup read three times the index pages."""
+    page, plan = await planned_page(spread, ResultsFilter(q="Creator 1234"))
+    assert page.total == 111 and not page.total_capped
+    rest = [
+        node for node in nodes(plan) if node["Node Type"] == "Bitmap Index Scan"
+        and node["Actual Loops"] and f"/ {TEXT_BLOCK})" not in node["Index Cond"]
+    ]  # fmt: skip
+    assert [node["Index Name"] for node in rest] == ["ix_scraping_job_creators_text_keys"]
+    assert "job_id =" not in rest[0]["Index Cond"]
 
 
 def test_the_cases_cover_every_sort_and_filter():

@@ -249,8 +249,9 @@ async def test_text_counted_across_the_blocks_of_the_text_index(stored, committe
     it holds fewer than the cap. With the job's thirds moved into the first, the second and
     the fourth block, each text set pages and totals as the oracle says, whether the cap is
     reached in the first block (3), only past it (40: `yoga` holds ~17 in each third) or
-    never; `person`, in every creator, is looked up whole, and the flags go beside the
-    runs."""
+    never; `person`, in every creator, is looked up by the one run fewest hold, and the flags
+    are checked beside the keys. Another job holds the same creators at the same ordinals:
+    the rest's keys name the job, so none of them is counted or paged."""
     async with committed.begin() as conn:
         for first, blocks in ((200, 3), (100, 1)):
             await conn.execute(
@@ -258,6 +259,14 @@ async def test_text_counted_across_the_blocks_of_the_text_index(stored, committe
                         " WHERE job_id = :job AND ordinal BETWEEN :first AND :first + 99"),
                 {"job": stored.job.id, "shift": blocks * TEXT_BLOCK, "first": first},
             )  # fmt: skip
+    async with AsyncSession(committed, expire_on_commit=False) as session, session.begin():
+        twin = await make_job(session, await make_campaign(session, await make_user(session)))
+        await session.execute(
+            sa.text("INSERT INTO scraping_job_creators (job_id, platform, creator_key, ordinal,"
+                    " creator) SELECT :twin, platform, creator_key, ordinal, creator"
+                    " FROM scraping_job_creators WHERE job_id = :job"),
+            {"twin": twin.id, "job": stored.job.id},
+        )  # fmt: skip
     built_with(COUNT_CAP=cap)
     for params in ({"q": "person"}, {"q": "yoga"}, {"q": "c25"}, {"q": "c12"},
                    {"q": "yoga", "verified": False, "sort": "followers_desc"},

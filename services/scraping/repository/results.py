@@ -35,7 +35,7 @@ from shared.results import ResultsFilter, ResultsSort
 
 from ..schemas import MAX_NARROWED_OFFSET
 from .jobs import validate_window
-from .text import PICKED, by_picked_runs, like_pattern, refuse_short_text, runs
+from .text import PICKED, by_picked_keys, like_pattern, refuse_short_text, runs
 
 _ORDER = {
     ResultsSort.found: "{t}.ordinal",
@@ -201,15 +201,14 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     where, block = _where(filters), TEXT_BLOCK
     cap, need = COUNT_CAP, _NEED
     # A job of up to two blocks is read in one scan. A bigger one's first block is read first,
-    # the rest (one scan: each costs ~0.5 ms beside its candidates) by the runs ``PICKED`` and
-    # only while there are fewer than the cap.
-    big = f"(SELECT ordinal FROM last) >= {2 * block}"
-    by_runs, ranges = by_picked_runs(filters & _FLAGS), _where(filters & _RANGE)
+    # the rest (one scan: each costs ~0.5 ms beside its candidates) by the keys ``PICKED`` and
+    # only while there are fewer than the cap; the keys name the job, so no job id is asked.
+    big, others = f"(SELECT ordinal FROM last) >= {2 * block}", _where(filters - {"q"})
     reads = "\n  UNION ALL\n  ".join(
-        f"(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k\n"
-        f"    WHERE k.job_id = :job_id AND {part})"
-        for part in (f"NOT {big}{where}", f"k.ordinal / {block} = 0 AND {big}{where}",
-                     f"k.ordinal >= {block} AND {big} AND {by_runs}{ranges}")
+        f"(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k\n    WHERE {part})"
+        for part in (f"k.job_id = :job_id AND NOT {big}{where}",
+                     f"k.job_id = :job_id AND k.ordinal / {block} = 0 AND {big}{where}",
+                     f"k.ordinal >= {block} AND {big} AND {by_picked_keys(others)}")
     )  # fmt: skip
     prefix = f"""WITH last AS MATERIALIZED (
   SELECT max(b.ordinal) AS ordinal FROM scraping_job_creators AS b WHERE b.job_id = :job_id

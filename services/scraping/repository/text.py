@@ -10,7 +10,6 @@ answered there and refused (422 ``query_too_short``) only on bigger, imported jo
 
 import re
 import uuid
-from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,36 +46,35 @@ def runs(q: str) -> list[str]:
                    if _INDEXABLE.fullmatch(body[i : i + 3])})  # fmt: skip
 
 
-# The runs a big job's candidates are looked up by (migration 0020's ``scraping_text_picks``),
+# The keys a big job's rest is looked up by (migration 0021's ``scraping_text_key_picks``),
 # given the job's highest ordinal from the statement's CTE ``last``.
 #
-# The index lists a key's creators in one posting list per run, and intersecting them decodes
-# each run's list over the job: a run nearly every creator holds (``cre`` of ``creator``)
-# costs an entry per creator and narrows nothing (a fragment of 9 runs, 5 such, on a
-# 1M-creator job: 22 ms in the index, against 4 for its other runs). The function samples 32
-# creators spread over the job and names the three runs fewest of them hold, among those at
-# most half of them hold (the whole pattern when there are none); the pattern itself is then
-# checked on each candidate's row. Called only when a big job's first block held fewer
-# matches than the cap, so that a common word (its cap found in the first block) pays nothing.
+# Past a job's first block, the index ``ix_scraping_job_creators_text_keys`` lists each
+# trigram of a creator's text under a key of its own job (``<job id><trigram>``), so a run's
+# key lists that job's candidates and no entry for the job is read. Intersecting keys still
+# decodes each one's list wherever the others' candidates fall, and a run nearly every creator
+# holds (``cre`` of ``creator``) narrows nothing: a fragment of 9 runs, 5 such, on a
+# 1M-creator job spent 22 ms in the index, against 4 for its other runs. The function samples
+# 32 creators spread over the job and names the keys of the three runs fewest of them hold,
+# among those at most half of them hold (the one fewest hold when there are none); the
+# pattern itself is then checked on each candidate's row. Called only when a big job's first
+# block held fewer matches than the cap, so that a common word (its cap found in the first
+# block) pays nothing.
 PICKED = """picked AS MATERIALIZED (
-  SELECT f.p[1] AS p1, f.p[2] AS p2, f.p[3] AS p3
-  FROM (SELECT scraping_text_picks(:job_id, (SELECT ordinal FROM last), CAST(:runs AS text[]),
-                                   :pattern) AS p) AS f
+  SELECT scraping_text_key_picks(:job_id, (SELECT ordinal FROM last), CAST(:runs AS text[]))
+    AS keys
 )"""
 
 
-def by_picked_runs(flags: Iterable[str]) -> str:
-    """``q`` and the ``flags`` on a big job's creator ``k``: the picked runs and the flags are
-    the index's conditions, the pattern is checked on the row (``IS TRUE`` keeps it out of the
-    index: its other runs are what is left out).
-
-    A flag is compared with a value computed once, not with ``= ANY(ARRAY[…])`` as elsewhere:
-    beside runs known only when the statement runs, the planner takes their lookup for
-    selective enough to check ``= ANY`` flags on each candidate's row instead (a block of the
-    1M-creator job: 13,108 rows read to count 1,001, where the index narrows to 1,639)."""
-    looked_up = [f"k.search_text LIKE (SELECT p{n} FROM picked)" for n in (1, 2, 3)]
-    checks = [f"k.{flag} = (SELECT CAST(:{flag} AS boolean))" for flag in sorted(flags)]
-    return " AND ".join([*looked_up, "(k.search_text LIKE :pattern ESCAPE '\\') IS TRUE", *checks])
+def by_picked_keys(conditions: str) -> str:
+    """The rest of a big job's creators ``k`` that match ``q`` and the ``conditions`` (flags,
+    follower ranges): candidates by the picked keys, which name the job, and the pattern and
+    the ``conditions`` checked on each one's row (``IS TRUE`` keeps them out of the text
+    index, whose lists span every job)."""
+    return (
+        "scraping_text_keys(k.job_id, k.search_text) @> (SELECT keys FROM picked)"
+        f" AND (k.search_text LIKE :pattern ESCAPE '\\'{conditions}) IS TRUE"
+    )
 
 
 def like_pattern(q: str) -> str:
