@@ -10,7 +10,7 @@ rare fragment on a 1M-creator job spent ~4 ms there, for 755 candidates.
 (``<job id><trigram>``), and a GIN index of those keys holds only creators past the first block
 (``ordinal >= 65536``). A run's key then lists the job's own candidates and nothing else, and
 the rest's lookup needs no entry for the job at all. Every job a search makes holds at most
-1,000 creators, so storing them never computes a key; only imported or seeded jobs pay, ~20 µs
+1,000 creators, so storing them never computes a key; only imported or seeded jobs pay, ~40 µs
 per creator past the first block.
 
 ``scraping_text_key_picks`` is ``scraping_text_picks`` naming keys: the (at most) three runs
