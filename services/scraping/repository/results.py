@@ -203,7 +203,9 @@ def _text_matches(filters: frozenset[str], sort: ResultsSort) -> tuple[str, str,
     # A job of up to two blocks is read in one scan. A bigger one's first block is read first,
     # the rest (one scan: each costs ~0.5 ms beside its candidates) by the keys ``PICKED`` and
     # only while there are fewer than the cap; the keys name the job, so no job id is asked.
-    big, others = f"(SELECT ordinal FROM last) >= {2 * block}", _where(filters - {"q"})
+    # Text with no run has no key: one scan (a job that big refuses it, unless spread out).
+    big = f"((SELECT ordinal FROM last) >= {2 * block} AND CAST(:runs AS text[]) <> '{{}}')"
+    others = _where(filters - {"q"})
     reads = "\n  UNION ALL\n  ".join(
         f"(SELECT k.ordinal, k.followers FROM scraping_job_creators AS k\n    WHERE {part})"
         for part in (f"k.job_id = :job_id AND NOT {big}{where}",
