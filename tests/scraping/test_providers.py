@@ -1,6 +1,5 @@
 """Providers: the synthetic generator, and the ScrapeCreators adapter against a local fake."""
 
-import asyncio
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from services.scraping.providers import (
 from shared.events.failures import is_transient
 
 from ..support.fake_provider import Fault, fake_scrapecreators
+from ..support.wait import eventually
 
 
 async def drain(provider, query: SearchQuery):
@@ -139,12 +139,13 @@ async def test_a_provider_that_stays_down_is_a_transient_failure(fault, message)
             await provider.search(SearchQuery("tiktok", "keyword", "x"), None)
         elapsed = time.monotonic() - started
         await provider.aclose()
+
+        async def three_seen() -> bool:
+            return len(fake.requests) >= 3
+
         # A request the client gave up on may reach the fake's handler a moment after the
         # client's timer fired (both share one event loop), so wait for it to be counted.
-        for _ in range(100):
-            if len(fake.requests) >= 3:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(three_seen, within=1, interval=0.01)
     assert elapsed < 2  # gave up on each slow answer rather than waiting it out
     assert len(fake.requests) == 3
     assert is_transient(info.value) and not isinstance(info.value, ProviderError)
