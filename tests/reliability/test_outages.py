@@ -340,11 +340,10 @@ async def test_the_database_away_for_workers_and_apis_loses_nothing(
         # The API's gate has a probe of its own (up to shared.events.health.PROBE_MAX_SECONDS
         # apart), so it can reopen a moment after the worker's: a balancer sends traffic to the
         # API once its /readyz says so.
-        measured["api_readyz_200_after_s"] = round(await timed(readyz(s.api, 200), within=15), 2)
+        measured["api_readyz_200_after_s"] = round(await timed(readyz(s.api, 200), within=10), 2)
         async with httpx.AsyncClient(base_url=s.api.url, headers=s.headers) as client:
             after = await client.get(f"/jobs/{s.job_ids[0]}")
             assert after.status_code == 200, after.text  # same process, no restart
-        assert measured["api_readyz_200_after_s"] <= 10
         await assert_everything_delivered_once(s, measured)
     measured |= await deliveries(service_settings.nats_url, service_settings.scout_nats_prefix)
     report_and_check("database outage", measured, s, s.fake, began, procs)
