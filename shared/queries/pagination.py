@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import operators
 
 from shared.db import DriverQuery
 from shared.errors import ScoutError
@@ -92,6 +94,51 @@ def newest_first(entity: Any) -> tuple[sa.ColumnElement, ...]:
     return (entity.created_at.desc(), entity.id.desc())
 
 
+def _reversed(ordering: Sequence[sa.ColumnElement]) -> list[sa.ColumnElement]:
+    """``ordering`` read from its other end (``DESC`` ↔ ``ASC``; each default null placement
+    flips with it, so the order is exactly reversed)."""
+    flipped = []
+    for term in ordering:
+        modifier = getattr(term, "modifier", None)
+        if modifier is operators.desc_op:
+            flipped.append(term.element.asc())
+        elif modifier is operators.asc_op:
+            flipped.append(term.element.desc())
+        elif isinstance(term, sa.UnaryExpression):
+            raise ValueError(f"cannot reverse the ordering term {term}")
+        else:
+            flipped.append(term.desc())
+    return flipped
+
+
+def _keys_nearer(
+    keys: sa.Select, key: sa.ColumnElement, ordering: list[sa.ColumnElement], total: sa.Select
+) -> sa.ColumnElement:
+    """``key`` among the page's keys, walked from whichever end of the ordered index is nearer.
+
+    OFFSET skips index entries one by one: the last page of a user with 74k campaigns skipped
+    all 74k (5 to 10 ms). With an exact ``total`` in the same statement (and so the same
+    snapshot), a page past the middle is the ``min(limit, total - offset)`` keys after the
+    first ``total - offset - limit`` in the reversed order: no page skips more than half the
+    listing, and the last pages skip almost nothing. The branch on the farther side has
+    ``LIMIT 0`` and reads nothing. The keys come back as an array probed by ``key``, so the
+    plan never depends on how many rows the planner expects of a LIMIT it cannot see."""
+    limit, offset = PAGE_LIMIT, PAGE_OFFSET
+    count = total.scalar_subquery
+    nearer_start = 2 * offset + limit <= count()
+    from_end = sa.func.greatest(sa.func.least(limit, count() - offset), 0)
+    # Each branch's condition is in its LIMIT (0: not even the OFFSET is read), not its WHERE,
+    # which would put a filter node over every entry the OFFSET skips.
+    forward = keys.order_by(*ordering).limit(sa.case((nearer_start, limit), else_=0)).offset(offset)
+    backward = (
+        keys.order_by(*_reversed(ordering))
+        .limit(sa.case((nearer_start, 0), else_=from_end))
+        .offset(sa.func.greatest(count() - offset - limit, 0))
+    )
+    found = sa.func.array(sa.union_all(forward, backward).scalar_subquery())
+    return key == sa.any_(sa.type_coerce(found, postgresql.ARRAY(key.type)))
+
+
 @dataclass(frozen=True, slots=True)
 class PageQuery:
     """A page statement built once (limit and offset are bind parameters), run many times.
@@ -119,7 +166,8 @@ class PageQuery:
         windowed: bool = False,
     ) -> "PageQuery":
         """See ``paginate`` for ``order_by`` and ``key``. ``total`` replaces the count with a
-        scalar expression worth the same (a maintained counter: O(1) whatever matches).
+        scalar expression worth the same (a maintained counter: O(1) whatever matches); with
+        ``key`` as well, a page past the middle is found from the other end (``_keys_nearer``).
         ``driver``: run on the session's driver connection (plain column rows only: items come
         back as tuples of what psycopg loads, no ORM entities). ``windowed``: the statement
         already keeps only the page (with the bind parameters ``PAGE_LIMIT`` and
@@ -143,8 +191,20 @@ class PageQuery:
             keys = sa.select(key)
             if select_stmt.whereclause is not None:
                 keys = keys.where(select_stmt.whereclause)
-            keys = keys.order_by(*ordering).limit(limit).offset(offset).correlate(None)
-            rows_of = select_stmt.where(key.in_(keys)).order_by(None).order_by(*ordering)
+            if total is None:
+                keys = keys.order_by(*ordering).limit(limit).offset(offset).correlate(None)
+                rows_of = select_stmt.where(key.in_(keys)).order_by(None)
+            else:
+                # The keys were found under the listing's filter in this statement's snapshot,
+                # so the rows are read by key alone: with the filter beside the keys, the
+                # planner may walk the listing's whole index to keep its order (a user whose
+                # campaigns the statistics underestimate: every one read for each page).
+                if len(select_stmt.selected_columns) != len(select_stmt.column_descriptions):
+                    raise ValueError("a page by key with a total selects plain columns only")
+                rows_of = sa.select(*select_stmt.selected_columns).where(
+                    _keys_nearer(keys, key, ordering, count)
+                )
+            rows_of = rows_of.order_by(*ordering)
         stmt = rows_of.add_columns(count.scalar_subquery().label("_page_total"))
         # Entities count once, not per column.
         width = len(select_stmt.column_descriptions)

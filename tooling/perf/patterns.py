@@ -85,6 +85,8 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
     heavy_clerk = record["heavy_user"]["clerk_id"]
     heavy_campaigns = record["heavy_user"]["campaigns"]
     deep_page = max(1, heavy_campaigns // PAGE_SIZE - 1)
+    # The page farthest from both ends: each page is walked from the nearer one.
+    middle_page = max(1, heavy_campaigns // PAGE_SIZE // 2)
     job = uuid.UUID(record["heavy_job"]["id"])
     deep_offset = max(0, record["heavy_job"]["creators"] - RESULTS_LIMIT)  # the last page
     heavy_list = uuid.UUID(record["heavy_list"]["id"])
@@ -116,6 +118,13 @@ def patterns_for(record: dict[str, Any]) -> list[Pattern]:
                 heavy, page=deep_page, page_size=PAGE_SIZE, status=None
             ),
             f"page {deep_page}",
+        ),
+        Pattern(
+            "campaigns middle page",
+            lambda s: CampaignRepository(s).page(
+                heavy, page=middle_page, page_size=PAGE_SIZE, status=None
+            ),
+            f"page {middle_page}",
         ),
         # campaign: GET /campaigns?include=jobs (selectinload: the page, then its jobs)
         Pattern(
