@@ -188,11 +188,11 @@ class PageQuery:
         else:
             # FROM comes from ``key`` and the WHERE clause (get_final_froms() would compile
             # the statement: ~0.7 ms); hence single-table selects only.
-            keys = sa.select(key)
+            keys = sa.select(key).correlate(None)
             if select_stmt.whereclause is not None:
                 keys = keys.where(select_stmt.whereclause)
             if total is None:
-                keys = keys.order_by(*ordering).limit(limit).offset(offset).correlate(None)
+                keys = keys.order_by(*ordering).limit(limit).offset(offset)
                 rows_of = select_stmt.where(key.in_(keys)).order_by(None)
             else:
                 # The keys were found under the listing's filter in this statement's snapshot,
